@@ -1,0 +1,240 @@
+"""The store against a real SQLite file: schema, transitions and their guards, recovery, settings."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from transcriber.errors import ConfigError, IntakeRefused, JobStateError, StoreError
+from transcriber.jobs import JobOptions, JobStatus, Segment
+from transcriber.store import JobStore
+from transcriber.store.migrations import LATEST_VERSION, schema_version
+
+
+def add(store: JobStore, user: str = "alice", name: str = "a.wav", duration: float = 60.0, max_queued: int = 10, size: int = 1000):
+    return store.add_job(
+        user=user,
+        source_path=f"/recordings/{name}",
+        size_bytes=size,
+        mtime=1.0,
+        content_hash="0" * 64,
+        duration_seconds=duration,
+        declared_seconds=duration,
+        options=JobOptions(),
+        max_queued=max_queued,
+    )
+
+
+def test_schema_is_migrated_and_uses_wal(store, data_dir):
+    with store.db.connection_context():
+        assert schema_version(store.db) == LATEST_VERSION
+    connection = sqlite3.connect(data_dir / "transcriber.db")
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {row[1] for row in connection.execute("SELECT * FROM sqlite_master WHERE type='index'")}
+    assert {"job_user_status", "job_status_position", "segment_job_idx"} <= indexes
+    connection.close()
+
+
+def test_reopening_does_not_migrate_again(data_dir):
+    first = JobStore.open(data_dir / "db.sqlite")
+    add(first)
+    first.close()
+    second = JobStore.open(data_dir / "db.sqlite")
+    assert len(second.list_jobs()) == 1
+
+
+def test_newer_schema_is_refused(data_dir):
+    path = data_dir / "db.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {LATEST_VERSION + 5}")
+    connection.close()
+    with pytest.raises(StoreError, match="newer transcriber"):
+        JobStore.open(path)
+
+
+def test_damaged_database_gives_a_clear_error(data_dir):
+    path = data_dir / "db.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="damaged or is not a transcriber database"):
+        JobStore.open(path)
+
+
+def test_job_lifecycle_and_returned_dataclasses(store):
+    job = add(store)
+    assert job.status is JobStatus.QUEUED and job.queue_position == 1 and job.user == "alice"
+    claimed, run_id = store.claim(job.id)
+    assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1 and claimed.queue_position is None
+    assert store.claim(job.id) is None  # not queued any more
+    ok = store.commit_progress(
+        job.id, run_id, [Segment(0, 0.0, 4.0, " hello")],
+        processed_seconds=4.0, processing_seconds=1.0, run_processing_seconds=1.0, speed=4.0, eta_seconds=14.0,
+    )
+    assert ok
+    current = store.get_job(job.id)
+    assert current.processed_seconds == 4.0 and current.eta_seconds == 14.0 and current.estimated_completion
+    assert store.segments(job.id) == [Segment(0, 0.0, 4.0, " hello")]
+    done = store.mark_completed(job.id)
+    assert done.status is JobStatus.COMPLETED and done.finished_at and done.progress == 1.0
+
+
+def test_commit_is_refused_once_the_job_was_paused_elsewhere(store):
+    job = add(store)
+    _, run_id = store.claim(job.id)
+    store.pause(job.id)
+    ok = store.commit_progress(
+        job.id, run_id, [Segment(0, 0.0, 4.0, "late")],
+        processed_seconds=4.0, processing_seconds=1.0, run_processing_seconds=1.0, speed=None, eta_seconds=None,
+    )
+    assert not ok
+    assert store.segments(job.id) == []  # nothing half-written
+    assert store.get_job(job.id).processed_seconds == 0.0
+
+
+def test_transitions_refuse_wrong_states_with_a_message(store):
+    job = add(store)
+    with pytest.raises(JobStateError, match="queued; it cannot be resumed"):
+        store.resume(job.id)
+    store.cancel(job.id)
+    with pytest.raises(JobStateError, match="cancelled; it cannot be paused"):
+        store.pause(job.id)
+    with pytest.raises(JobStateError, match="no job 999"):
+        store.cancel(999)
+
+
+def test_queue_limit_is_checked_in_the_insert_transaction(store):
+    for number in range(3):
+        add(store, name=f"{number}.wav", max_queued=3)
+    with pytest.raises(IntakeRefused) as refused:
+        add(store, name="extra.wav", max_queued=3)
+    assert "max_queued_per_user = 3" in str(refused.value) and refused.value.reason == "queue_limit"
+    add(store, user="bob", max_queued=3)  # other users are not affected
+    assert [job.queue_position for job in store.queued_jobs()] == [1, 2, 3, 1]
+
+
+def test_parallel_intake_never_overshoots_the_limit(data_dir):
+    path = data_dir / "db.sqlite"
+    JobStore.open(path).close()
+    accepted, refused = [], []
+
+    def worker(number):
+        own = JobStore(path)
+        try:
+            accepted.append(add(own, name=f"{number}.wav", max_queued=5))
+        except IntakeRefused:
+            refused.append(number)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(accepted) == 5 and len(refused) == 7
+
+
+def test_move_reorders_within_a_user_and_paused_jobs_keep_their_place(store):
+    a, b, c = (add(store, name=f"{n}.wav") for n in "abc")
+    other = add(store, user="bob", name="b1.wav")
+    store.move(c.id, -2)
+    assert [job.id for job in store.queued_jobs() if job.user == "alice"] == [c.id, a.id, b.id]
+    store.pause(a.id)
+    store.move(b.id, -5)  # clamps at the top
+    store.resume(a.id)
+    order = [job.id for job in store.queued_jobs() if job.user == "alice"]
+    assert order == [b.id, c.id, a.id]
+    assert store.get_job(other.id).queue_position == 1
+    with pytest.raises(JobStateError):
+        store.move(999, 1)
+
+
+def test_retry_keeps_committed_segments_and_requeues_at_the_end(store):
+    job = add(store)
+    add(store, name="later.wav")
+    _, run_id = store.claim(job.id)
+    store.commit_progress(job.id, run_id, [Segment(0, 0, 5, "kept")], processed_seconds=5.0,
+                          processing_seconds=1, run_processing_seconds=1, speed=5, eta_seconds=11)
+    store.mark_failed(job.id, "disk full")
+    retried = store.retry(job.id)
+    assert retried.status is JobStatus.QUEUED and retried.error is None and retried.queue_position == 2
+    assert retried.processed_seconds == 5.0 and len(store.segments(job.id)) == 1
+
+
+def test_recover_abandoned_requeues_running_jobs_with_progress(store):
+    first, second = add(store, name="1.wav"), add(store, name="2.wav")
+    _, run_id = store.claim(first.id)
+    store.commit_progress(first.id, run_id, [Segment(0, 0, 7, "x")], processed_seconds=7.0,
+                          processing_seconds=2, run_processing_seconds=2, speed=3.5, eta_seconds=10)
+    recovered = store.recover_abandoned()
+    assert [job.id for job in recovered] == [first.id]
+    job = store.get_job(first.id)
+    assert job.status is JobStatus.QUEUED and job.processed_seconds == 7.0 and job.queue_position == 1
+    assert store.get_job(second.id).queue_position == 2
+    assert store.runs(first.id)[0]["outcome"] == "interrupted"
+
+
+def test_segment_text_edit_persists(store):
+    job = add(store)
+    _, run_id = store.claim(job.id)
+    store.commit_progress(job.id, run_id, [Segment(0, 0, 5, "helo")], processed_seconds=5.0,
+                          processing_seconds=1, run_processing_seconds=1, speed=5, eta_seconds=1)
+    store.update_segment_text(job.id, 0, "hello")
+    assert store.segments(job.id)[0].text == "hello"
+    with pytest.raises(JobStateError):
+        store.update_segment_text(job.id, 5, "nope")
+
+
+def test_settings_round_trip_and_validation(store):
+    assert store.settings().max_queued_per_user == 10
+    assert store.set_setting("max_queued_per_user", "3") == 3
+    assert store.settings().max_queued_per_user == 3
+    with pytest.raises(ConfigError, match="at least 1"):
+        store.set_setting("workers", "0")
+    with pytest.raises(ConfigError, match="Unknown setting"):
+        store.set_setting("colour", "blue")
+    with pytest.raises(ConfigError, match="unknown format"):
+        store.set_setting("export_formats", "txt,doc")
+    store.reset_setting("max_queued_per_user")
+    assert store.settings().max_queued_per_user == 10
+
+
+def test_locked_database_gives_a_clear_error(data_dir):
+    path = data_dir / "db.sqlite"
+    JobStore.open(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        impatient = JobStore(path, timeout=0.2)
+        with pytest.raises(StoreError, match="locked by another program"):
+            add(impatient)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_statistics_from_known_jobs(store):
+    def finished(name, size_mb, duration, processing, model="tiny.en"):
+        job = store.add_job(user="u", source_path=f"/{name}", size_bytes=int(size_mb * 1_000_000), mtime=0,
+                            content_hash="h", duration_seconds=duration, declared_seconds=duration,
+                            options=JobOptions(model=model), max_queued=100)
+        _, run_id = store.claim(job.id)
+        store.commit_progress(job.id, run_id, [], processed_seconds=duration, processing_seconds=processing,
+                              run_processing_seconds=processing, speed=None, eta_seconds=0)
+        store.mark_completed(job.id)
+
+    finished("a", 0.5, 600, 60)
+    finished("b", 3, 1200, 180)
+    finished("c", 30, 3600, 600, model="base")
+    stats = {entry.model: entry for entry in store.model_stats()}
+    assert stats["tiny.en"].jobs_completed == 2
+    assert stats["tiny.en"].audio_hours == pytest.approx(0.5)
+    assert stats["tiny.en"].mean_processing_minutes == pytest.approx(2.0)
+    assert stats["tiny.en"].speed == pytest.approx(1800 / 240)
+    assert stats["base"].speed == pytest.approx(6.0)
+    buckets = {(b.low_mb, b.high_mb): b for b in store.size_bucket_stats()}
+    assert buckets[(0, 1)].mean_processing_minutes == pytest.approx(1.0)
+    assert buckets[(1, 5)].mean_processing_minutes == pytest.approx(3.0)
+    assert buckets[(10, 50)].jobs == 1 and buckets[(10, 50)].mean_processing_minutes == pytest.approx(10.0)
+    assert store.model_speeds() == {"tiny.en": pytest.approx(7.5), "base": pytest.approx(6.0)}

@@ -1,0 +1,1 @@
+"""Audio in: probing and streaming decode of media files; microphone recording."""

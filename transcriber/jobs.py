@@ -1,0 +1,168 @@
+"""The domain: job status and the plain dataclasses every layer passes around."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class JobStatus(str, Enum):
+    """Lifecycle of a job; stored as its lower-case value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job is transcribed; fixed when the job is queued."""
+
+    model: str = "tiny.en"
+    language: str | None = None  # None: detect
+    preset: str = "balanced"
+    word_timestamps: bool = False
+    task: str = "transcribe"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "JobOptions":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One finished piece of transcript; ``index`` counts from 0 within its job."""
+
+    index: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text.strip()}
+        if self.words:
+            data["words"] = [
+                {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word, "probability": round(w.probability, 4)}
+                for w in self.words
+            ]
+        return data
+
+
+@dataclass(frozen=True)
+class Job:
+    """A file to transcribe, with where it stands. Times are POSIX seconds (UTC)."""
+
+    id: int
+    user: str
+    source_path: str
+    size_bytes: int
+    mtime: float
+    content_hash: str
+    duration_seconds: float
+    options: JobOptions
+    status: JobStatus
+    processed_seconds: float = 0.0
+    queue_position: int | None = None  # 1 = next of this user's queued jobs; None when not queued
+    estimated_completion: float | None = None
+    eta_seconds: float | None = None
+    speed: float | None = None  # audio seconds per processing second, live while running
+    attempts: int = 0
+    error: str | None = None
+    warning: str | None = None
+    detected_language: str | None = None
+    processing_seconds: float = 0.0
+    created_at: float = 0.0
+    started_at: float | None = None
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    exported_paths: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.source_path).name
+
+    @property
+    def model(self) -> str:
+        return self.options.model
+
+    @property
+    def language(self) -> str | None:
+        return self.options.language or self.detected_language
+
+    @property
+    def progress(self) -> float:
+        if self.status is JobStatus.COMPLETED:
+            return 1.0
+        if self.duration_seconds <= 0:
+            return 0.0
+        return max(0.0, min(1.0, self.processed_seconds / self.duration_seconds))
+
+    @property
+    def remaining_seconds(self) -> float:
+        return max(0.0, self.duration_seconds - self.processed_seconds)
+
+    def with_estimate(self, eta_seconds: float | None, completion: float | None) -> "Job":
+        return replace(self, eta_seconds=eta_seconds, estimated_completion=completion)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    job: Job
+    segments: tuple[Segment, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Aggregates over completed jobs of one model, for the monitoring view and estimates."""
+
+    model: str
+    jobs_completed: int
+    audio_hours: float
+    mean_processing_minutes: float
+    speed: float  # audio seconds per processing second
+
+
+@dataclass(frozen=True)
+class SizeBucketStats:
+    """Mean processing minutes for completed jobs whose files fall in one size range (MB)."""
+
+    low_mb: float
+    high_mb: float
+    jobs: int
+    mean_processing_minutes: float

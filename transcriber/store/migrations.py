@@ -1,0 +1,109 @@
+"""Versioned schema migrations, applied in order at open; the version lives in PRAGMA user_version.
+
+Each migration is frozen DDL: never edit one that has shipped, add the next instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from peewee import SqliteDatabase
+
+log = logging.getLogger(__name__)
+
+
+def _v1_initial(db: SqliteDatabase) -> None:
+    statements = [
+        """CREATE TABLE user (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE job (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+            source_path TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            duration_seconds REAL NOT NULL,
+            declared_seconds REAL,
+            model TEXT NOT NULL,
+            options TEXT NOT NULL,
+            status TEXT NOT NULL,
+            processed_seconds REAL NOT NULL DEFAULT 0,
+            queue_position INTEGER,
+            estimated_completion REAL,
+            eta_seconds REAL,
+            speed REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            warning TEXT,
+            detected_language TEXT,
+            processing_seconds REAL NOT NULL DEFAULT 0,
+            exported_paths TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            updated_at REAL NOT NULL,
+            finished_at REAL)""",
+        "CREATE INDEX job_user_status ON job(user_id, status)",
+        "CREATE INDEX job_status_position ON job(status, queue_position)",
+        "CREATE INDEX job_model_status ON job(model, status)",
+        """CREATE TABLE segment (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start_seconds REAL NOT NULL,
+            end_seconds REAL NOT NULL,
+            text TEXT NOT NULL,
+            words TEXT,
+            tokens TEXT)""",
+        "CREATE UNIQUE INDEX segment_job_idx ON segment(job_id, idx)",
+        """CREATE TABLE run (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            start_seconds REAL NOT NULL,
+            end_seconds REAL NOT NULL,
+            processing_seconds REAL NOT NULL DEFAULT 0,
+            outcome TEXT)""",
+        "CREATE INDEX run_job ON run(job_id)",
+        """CREATE TABLE setting (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL)""",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial]
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: SqliteDatabase) -> int:
+    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: SqliteDatabase) -> int:
+    """Bring the schema to the latest version, one transaction per step.
+
+    Returns:
+        The version the database is at afterwards.
+
+    Raises:
+        RuntimeError: the database was written by a newer transcriber.
+    """
+    current = schema_version(db)
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"This data folder was written by a newer transcriber (schema {current}; this one knows {LATEST_VERSION})."
+        )
+    for version in range(current + 1, LATEST_VERSION + 1):
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            db.execute_sql(f"PRAGMA user_version = {version}")
+        log.info("database schema migrated to version %d", version)
+    return LATEST_VERSION
