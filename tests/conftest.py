@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,27 +17,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from scoring import normalise, word_error_rate  # noqa: E402  (shared with the benchmarks)
+
 CORPUS = Path(os.environ.get("TRANSCRIBER_CORPUS", REPO.parent / "shared" / "corpus"))
 SAMPLE = REPO / "transcriber" / "samples" / "welcome.flac"
-
-
-def normalise(text: str) -> list[str]:
-    """Lower-case words without punctuation or bracketed tags, for scoring."""
-    text = re.sub(r"\[[^\]]*\]|<[^>]*>", " ", text.lower())
-    text = text.replace("’", "'")
-    text = re.sub(r"[^\w\s']", " ", text)
-    return [word.strip("'") for word in text.split() if word.strip("'")]
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 @pytest.fixture(scope="session")

