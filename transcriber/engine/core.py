@@ -48,6 +48,9 @@ class EngineListener:
     def job_finished(self, job: Job) -> None:
         """A job completed, failed or was cancelled."""
 
+    def engine_error(self, message: str) -> None:
+        """The engine cannot make progress for a reason that is not one job's fault (a full disk, a locked database)."""
+
 
 @dataclass(frozen=True)
 class IntakeResult:
@@ -91,6 +94,7 @@ class Engine:
         self._stops: dict[int, tuple[threading.Event, list[str]]] = {}
         self._stops_lock = threading.Lock()
         self._claim_lock = threading.Lock()
+        self._store_trouble_until = 0.0
 
     # ------------------------------------------------------------ settings
 
@@ -238,27 +242,57 @@ class Engine:
         with self._stops_lock:
             return list(self._stops)
 
+    def recover_orphans(self) -> list[Job]:
+        """Requeue jobs marked running that no worker here is running (call only while holding the engine lock).
+
+        A job is left like that when its worker could not write to the store (a full
+        disk, a locked database): it continues from its last segment once the store is writable again.
+        """
+        try:
+            recovered = self.store.recover_abandoned(running_elsewhere=self.running_here())
+        except StoreError:
+            return []
+        for job in recovered:
+            log.info("requeued job %d after a store failure", job.id)
+        return recovered
+
     def claim_next(self) -> tuple[Job, int] | None:
         """Choose the next job by the scheduler's rules and mark it running here.
 
         Returns:
-            The job and its run id, or None when nothing may start now.
+            The job and its run id, or None when nothing may start now (including while
+            the store cannot be written: see ``engine_error``).
         """
-        with self._claim_lock:
-            limits = self.limits
-            self.models.workers = limits.workers
-            self.models.idle_seconds = self.settings.model_idle_unload_seconds
-            running = self.store.list_jobs(statuses=[JobStatus.RUNNING])
-            for _ in range(5):  # another process may claim the same job first; try the next choice
-                job = scheduler.choose_next(self.store.queued_jobs(), running, limits, self.store.last_started_by_user())
-                if job is None:
-                    return None
-                claimed = self.store.claim(job.id)
-                if claimed is not None:
-                    with self._stops_lock:
-                        self._stops[job.id] = (threading.Event(), [])
-                    return claimed
+        if time.monotonic() < self._store_trouble_until:
             return None
+        with self._claim_lock:
+            try:
+                return self._claim_next()
+            except StoreError as error:
+                self._store_trouble(error)
+                return None
+
+    def _claim_next(self) -> tuple[Job, int] | None:
+        limits = self.limits
+        self.models.workers = limits.workers
+        self.models.idle_seconds = self.settings.model_idle_unload_seconds
+        running = self.store.list_jobs(statuses=[JobStatus.RUNNING])
+        for _ in range(5):  # another process may claim the same job first; try the next choice
+            job = scheduler.choose_next(self.store.queued_jobs(), running, limits, self.store.last_started_by_user())
+            if job is None:
+                return None
+            claimed = self.store.claim(job.id)
+            if claimed is not None:
+                with self._stops_lock:
+                    self._stops[job.id] = (threading.Event(), [])
+                return claimed
+        return None
+
+    def _store_trouble(self, error: StoreError, pause_seconds: float = 15.0) -> None:
+        """Hold off new work for a while and tell the listener: the store cannot be written."""
+        log.error("store error: %s", error)
+        self._store_trouble_until = time.monotonic() + pause_seconds
+        self.listener.engine_error(str(error))
 
     def request_stop(self, job_id: int, reason: str = _STOP_SHUTDOWN) -> None:
         self._signal_stop(job_id, reason)
@@ -305,6 +339,11 @@ class Engine:
         outcome = "failed"
         try:
             outcome = self._transcribe(job, run_id, stop_event, reasons)
+        except StoreError as error:
+            # Not the job's fault, and its failure could not be recorded anyway: it stays
+            # marked running and recover_orphans() puts it back once the store is writable.
+            outcome = "store-error"
+            self._store_trouble(error)
         except TranscriberError as error:
             log.warning("job %d failed: %s", job.id, error)
             self._fail(job.id, str(error))

@@ -23,6 +23,7 @@ class QtListener(QObject):
     job_changed = Signal(object)  # Job
     segments_added = Signal(object, object)  # Job, list[Segment]
     job_finished = Signal(object)  # Job
+    engine_error = Signal(str)
 
     def on_job_changed(self, job: Job) -> None:
         self.job_changed.emit(job)
@@ -32,6 +33,9 @@ class QtListener(QObject):
 
     def on_job_finished(self, job: Job) -> None:
         self.job_finished.emit(job)
+
+    def on_engine_error(self, message: str) -> None:
+        self.engine_error.emit(message)
 
 
 class _ListenerAdapter:
@@ -48,6 +52,9 @@ class _ListenerAdapter:
 
     def job_finished(self, job: Job) -> None:
         self._target.on_job_finished(job)
+
+    def engine_error(self, message: str) -> None:
+        self._target.on_engine_error(message)
 
 
 def attach_qt_listener(engine: Engine, parent: QObject | None = None) -> QtListener:
@@ -79,7 +86,9 @@ class EngineRunner(QObject):
     """Keeps the engine's workers busy: starts queued jobs as workers free up.
 
     It polls the store every ``poll_ms`` too, so jobs added or resumed by another
-    process (the command line) are picked up.
+    process (the command line) are picked up. A runner assumes it is the only one
+    serving its data folder (the caller holds the engine lock): jobs marked running that
+    none of its workers runs are put back in the queue.
     """
 
     idle = Signal()  # nothing running here and nothing queued
@@ -124,8 +133,11 @@ class EngineRunner(QObject):
             self.engine.listener.job_changed(job)
             self._pool.start(_JobTask(self.engine, job, run_id, self._task_done))
         self._ticks += 1
-        if self._active and self._ticks % 5 == 0:
-            self.engine.refresh_estimates()
+        if self._ticks % 5 == 0:
+            if self.engine.recover_orphans():
+                QTimer.singleShot(0, self.dispatch)
+            if self._active:
+                self.engine.refresh_estimates()
         if not self._active and not self.engine.store.queued_jobs():
             self.idle.emit()
 

@@ -47,7 +47,13 @@ SIZE_BUCKETS_MB = (0, 1, 5, 10, 50, 100, 250, 500, float("inf"))
 
 
 def _describe(error: Exception, path: Path) -> str:
-    text = str(error).lower()
+    # SQLite rolls a transaction back itself on some errors (a full disk); peewee's own
+    # ROLLBACK then fails with "no transaction is active" and hides the real cause.
+    chain, seen = [], error
+    while seen is not None and len(chain) < 5:
+        chain.append(str(seen).lower())
+        seen = seen.__context__ or seen.__cause__
+    text = next((item for item in chain if "no transaction is active" not in item), chain[0])
     if "locked" in text or "busy" in text:
         return "The database is locked by another program; try again in a moment."
     if "disk is full" in text or "full" in text and "disk" in text:
