@@ -21,7 +21,7 @@ class FakeDecoding:
 
     def __iter__(self):
         position = self.request.start_seconds
-        duration = self.request.duration_seconds
+        duration = self.request.end_seconds or self.request.duration_seconds
         while position < duration - 1e-6:
             if self._on_window:
                 self._on_window(position)
@@ -52,6 +52,9 @@ class FakeBackend:
         self.gate = gate
         self.requests: list[DecodeRequest] = []
         self.is_multilingual = False
+
+    def detect_language(self, path, duration_seconds, start_seconds=0.0) -> str:
+        return "en"
 
     def decode(self, request: DecodeRequest, on_window=None) -> FakeDecoding:
         self.requests.append(request)

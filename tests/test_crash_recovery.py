@@ -71,18 +71,26 @@ def test_sigkill_mid_file_then_restart(long_speech, data_dir):
     assert job["status"] == "completed" and job["progress"] == 1.0 and job["attempts"] == 2
 
     connection = sqlite3.connect(database)
-    runs = connection.execute("SELECT start_seconds, end_seconds, outcome FROM run ORDER BY id").fetchall()
-    segments = connection.execute("SELECT idx, start_seconds, end_seconds, text FROM segment WHERE job_id = 1 ORDER BY idx").fetchall()
+    runs = connection.execute("SELECT part, start_seconds, end_seconds, outcome FROM run ORDER BY id").fetchall()
+    parts = connection.execute("SELECT idx, start_seconds, end_seconds, status FROM part ORDER BY idx").fetchall()
+    segments = connection.execute(
+        "SELECT idx, start_seconds, end_seconds, text FROM segment WHERE job_id = 1 ORDER BY start_seconds"
+    ).fetchall()
     connection.close()
-    (first_start, first_end, first_outcome), (second_start, second_end, second_outcome) = runs
-    assert first_outcome == "interrupted" and second_outcome == "completed"
-    # The second run starts exactly at the last commit of the first, which was made when
-    # its last window began: audio decoded twice is at most that one 30-second window.
-    assert second_start == pytest.approx(first_end) == pytest.approx(committed_at_kill)
-    assert second_start > 0.35 * job["duration_seconds"]
-    # No segment missing or doubled: contiguous indexes, time moving forward, no repeated text.
-    assert [row[0] for row in segments] == list(range(len(segments)))
-    assert all(a[1] <= b[1] and a[2] <= b[2] for a, b in zip(segments, segments[1:]))
+    # The file was cut into parts decoded side by side; all are done.
+    assert len(parts) >= 2 and all(status == "done" for *_, status in parts)
+    interrupted = [run for run in runs if run[3] == "interrupted"]
+    assert len(interrupted) >= 2, runs  # both streams were busy when the process died
+    for part, start, end, _ in interrupted:
+        later = [run for run in runs if run[0] == part and run[3] in ("completed", "part-done")]
+        assert len(later) == 1, runs
+        # Each part continues exactly at its last commit, which was made when its last window
+        # began: what was decoded twice is at most that one 30-second window per part.
+        assert later[0][1] == pytest.approx(end)
+    assert sum(end - start for _, start, end, _ in interrupted) >= 0.35 * job["duration_seconds"]
+    # No segment missing or doubled: every index once, time moving forward, no repeated text.
+    assert sorted(row[0] for row in segments) == list(range(len(segments)))
+    assert all(a[2] <= b[1] + 0.5 for a, b in zip(segments, segments[1:]))
     texts = [row[3].strip() for row in segments]
     assert all(a != b for a, b in zip(texts, texts[1:]))
     assert segments[-1][2] > job["duration_seconds"] - 15

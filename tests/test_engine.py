@@ -309,3 +309,61 @@ def _wait(condition, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def long_recording(tmp_path):
+    """200 s of quiet noise with a pause every 20 s: long enough to be cut into parts."""
+    import numpy as np
+
+    from conftest import write_wav
+
+    rng = np.random.default_rng(3)
+    audio = rng.normal(0, 0.05, 200 * 16000).astype(np.float32)
+    for second in range(20, 200, 20):
+        audio[second * 16000 : second * 16000 + 8000] = 0.0
+    return write_wav(tmp_path / "meeting.wav", audio)
+
+
+def _run_until(runner_app, condition, timeout=30.0):
+    from PySide6.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, model_cache, long_recording):
+    from PySide6.QtCore import QCoreApplication
+
+    from transcriber.engine.qt import EngineRunner
+    from transcriber.jobs import PartStatus
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=2.0, delay=0.02))
+    engine.store.set_setting("workers", "2")
+    (result,) = engine.add([str(long_recording)], user="ann")
+    runner = EngineRunner(engine, poll_ms=50)
+    runner.start()
+    job_id = result.job.id
+    _run_until(app, lambda: len(engine.store.running_parts()) == 2)
+    parts = engine.store.parts(job_id)
+    assert len(parts) == 2
+    cut = parts[0].end
+    assert abs(cut - round(cut / 20) * 20) < 0.6  # at a pause, not mid-sound
+    _run_until(app, lambda: all(p.processed_seconds > p.start for p in engine.store.parts(job_id)))
+    engine.pause(job_id)
+    _run_until(app, lambda: not runner.busy)
+    assert all(part.status is PartStatus.PENDING for part in engine.store.parts(job_id))
+    paused_at = [part.processed_seconds for part in engine.store.parts(job_id)]
+    assert paused_at[0] > 0 and paused_at[1] > cut
+    engine.resume(job_id)
+    _run_until(app, lambda: engine.store.get_job(job_id).status is JobStatus.COMPLETED)
+    runner.stop()
+    segments = engine.store.segments(job_id)
+    assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(200.0, abs=0.01)
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(segments, segments[1:]))  # no gap, no overlap
+    job = engine.store.get_job(job_id)
+    assert job.processed_seconds == pytest.approx(job.duration_seconds)

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from transcriber.errors import ConfigError, IntakeRefused, JobStateError, StoreError
-from transcriber.jobs import JobOptions, JobStatus, Segment
+from transcriber.jobs import JobOptions, JobStatus, PartStatus, Segment
 from transcriber.store import JobStore
 from transcriber.store.migrations import LATEST_VERSION, schema_version
 
@@ -64,30 +64,30 @@ def test_damaged_database_gives_a_clear_error(data_dir):
 def test_job_lifecycle_and_returned_dataclasses(store):
     job = add(store)
     assert job.status is JobStatus.QUEUED and job.queue_position == 1 and job.user == "alice"
-    claimed, run_id = store.claim(job.id)
+    claimed, part, run_id = store.claim_work(job.id)
     assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1 and claimed.queue_position is None
-    assert store.claim(job.id) is None  # not queued any more
-    ok = store.commit_progress(
-        job.id, run_id, [Segment(0, 0.0, 4.0, " hello")],
-        processed_seconds=4.0, processing_seconds=1.0, run_processing_seconds=1.0, speed=4.0, eta_seconds=14.0,
+    assert (part.index, part.start, part.end, part.status) == (0, 0.0, 60.0, PartStatus.RUNNING)
+    assert store.claim_work(job.id) is None  # its only part is taken
+    stored = store.commit_progress(
+        job.id, 0, run_id, [Segment(-1, 0.0, 4.0, " hello")], processed_seconds=4.0, processing_seconds=1.0, speed=4.0,
     )
-    assert ok
+    assert stored == [Segment(0, 0.0, 4.0, " hello")]
     current = store.get_job(job.id)
     assert current.processed_seconds == 4.0 and current.eta_seconds == 14.0 and current.estimated_completion
     assert store.segments(job.id) == [Segment(0, 0.0, 4.0, " hello")]
+    assert store.finish_part(job.id, 0)
     done = store.mark_completed(job.id)
     assert done.status is JobStatus.COMPLETED and done.finished_at and done.progress == 1.0
 
 
 def test_commit_is_refused_once_the_job_was_paused_elsewhere(store):
     job = add(store)
-    _, run_id = store.claim(job.id)
+    _, _, run_id = store.claim_work(job.id)
     store.pause(job.id)
-    ok = store.commit_progress(
-        job.id, run_id, [Segment(0, 0.0, 4.0, "late")],
-        processed_seconds=4.0, processing_seconds=1.0, run_processing_seconds=1.0, speed=None, eta_seconds=None,
+    stored = store.commit_progress(
+        job.id, 0, run_id, [Segment(-1, 0.0, 4.0, "late")], processed_seconds=4.0, processing_seconds=1.0, speed=None,
     )
-    assert not ok
+    assert stored is None
     assert store.segments(job.id) == []  # nothing half-written
     assert store.get_job(job.id).processed_seconds == 0.0
 
@@ -153,33 +153,37 @@ def test_move_reorders_within_a_user_and_paused_jobs_keep_their_place(store):
 def test_retry_keeps_committed_segments_and_requeues_at_the_end(store):
     job = add(store)
     add(store, name="later.wav")
-    _, run_id = store.claim(job.id)
-    store.commit_progress(job.id, run_id, [Segment(0, 0, 5, "kept")], processed_seconds=5.0,
-                          processing_seconds=1, run_processing_seconds=1, speed=5, eta_seconds=11)
+    _, _, run_id = store.claim_work(job.id)
+    store.commit_progress(job.id, 0, run_id, [Segment(-1, 0, 5, "kept")], processed_seconds=5.0,
+                          processing_seconds=1, speed=5)
     store.mark_failed(job.id, "disk full")
+    store.release_part(job.id, 0)
     retried = store.retry(job.id)
     assert retried.status is JobStatus.QUEUED and retried.error is None and retried.queue_position == 2
     assert retried.processed_seconds == 5.0 and len(store.segments(job.id)) == 1
+    _, part, _ = store.claim_work(job.id)
+    assert part.processed_seconds == 5.0  # it continues where it stopped
 
 
 def test_recover_abandoned_requeues_running_jobs_with_progress(store):
     first, second = add(store, name="1.wav"), add(store, name="2.wav")
-    _, run_id = store.claim(first.id)
-    store.commit_progress(first.id, run_id, [Segment(0, 0, 7, "x")], processed_seconds=7.0,
-                          processing_seconds=2, run_processing_seconds=2, speed=3.5, eta_seconds=10)
+    _, _, run_id = store.claim_work(first.id)
+    store.commit_progress(first.id, 0, run_id, [Segment(-1, 0, 7, "x")], processed_seconds=7.0,
+                          processing_seconds=2, speed=3.5)
     recovered = store.recover_abandoned()
     assert [job.id for job in recovered] == [first.id]
     job = store.get_job(first.id)
     assert job.status is JobStatus.QUEUED and job.processed_seconds == 7.0 and job.queue_position == 1
     assert store.get_job(second.id).queue_position == 2
     assert store.runs(first.id)[0]["outcome"] == "interrupted"
+    assert store.parts(first.id)[0].status is PartStatus.PENDING and store.parts(first.id)[0].processed_seconds == 7.0
 
 
 def test_segment_text_edit_persists(store):
     job = add(store)
-    _, run_id = store.claim(job.id)
-    store.commit_progress(job.id, run_id, [Segment(0, 0, 5, "helo")], processed_seconds=5.0,
-                          processing_seconds=1, run_processing_seconds=1, speed=5, eta_seconds=1)
+    _, _, run_id = store.claim_work(job.id)
+    store.commit_progress(job.id, 0, run_id, [Segment(-1, 0, 5, "helo")], processed_seconds=5.0,
+                          processing_seconds=1, speed=5)
     store.update_segment_text(job.id, 0, "hello")
     assert store.segments(job.id)[0].text == "hello"
     with pytest.raises(JobStateError):
@@ -219,9 +223,9 @@ def test_statistics_from_known_jobs(store):
         job = store.add_job(user="u", source_path=f"/{name}", size_bytes=int(size_mb * 1_000_000), mtime=0,
                             content_hash="h", duration_seconds=duration, declared_seconds=duration,
                             options=JobOptions(model=model), max_queued=100)
-        _, run_id = store.claim(job.id)
-        store.commit_progress(job.id, run_id, [], processed_seconds=duration, processing_seconds=processing,
-                              run_processing_seconds=processing, speed=None, eta_seconds=0)
+        _, _, run_id = store.claim_work(job.id)
+        store.commit_progress(job.id, 0, run_id, [], processed_seconds=duration, processing_seconds=processing, speed=None)
+        store.finish_part(job.id, 0)
         store.mark_completed(job.id)
 
     finished("a", 0.5, 600, 60)
@@ -238,3 +242,30 @@ def test_statistics_from_known_jobs(store):
     assert buckets[(1, 5)].mean_processing_minutes == pytest.approx(3.0)
     assert buckets[(10, 50)].jobs == 1 and buckets[(10, 50)].mean_processing_minutes == pytest.approx(10.0)
     assert store.model_speeds() == {"tiny.en": pytest.approx(7.5), "base": pytest.approx(6.0)}
+
+
+def test_a_job_split_into_parts_advances_by_all_of_them(store):
+    job = add(store, duration=300.0)
+    _, first, run0 = store.claim_work(job.id)
+    assert store.split_fresh_job(job.id, [(0.0, 100.0), (100.0, 210.0), (210.0, 300.0)]).end == 100.0
+    assert store.split_fresh_job(job.id, [(0.0, 50.0), (50.0, 300.0)]) is None  # only once
+    _, second, run1 = store.claim_work(job.id)
+    assert (second.index, second.start, second.end) == (1, 100.0, 210.0)
+    assert [j.id for j in store.jobs_with_pending_parts()] == [job.id]
+    assert sorted(store.running_parts()) == [("alice", job.id, 0), ("alice", job.id, 1)]
+    store.commit_progress(job.id, 1, run1, [Segment(-1, 100, 104, "second part")], processed_seconds=104.0,
+                          processing_seconds=1, speed=4.0)
+    store.commit_progress(job.id, 0, run0, [Segment(-1, 0, 5, "first part")], processed_seconds=5.0,
+                          processing_seconds=1, speed=5.0)
+    current = store.get_job(job.id)
+    assert current.processed_seconds == pytest.approx(9.0) and current.speed == pytest.approx(9.0)
+    assert current.eta_seconds == pytest.approx(291 / 9)
+    assert [s.text for s in store.segments(job.id)] == ["first part", "second part"]  # in time order
+    assert store.recent_tokens(job.id, 1) == []
+    # shutting down: both parts wait again and the job goes back to the queue
+    store.release_part(job.id, 0)
+    assert store.get_job(job.id).status is JobStatus.RUNNING
+    store.release_part(job.id, 1)
+    assert store.get_job(job.id).status is JobStatus.QUEUED
+    assert [p.processed_seconds for p in store.parts(job.id)] == [5.0, 104.0, 210.0]
+    assert not store.finish_part(job.id, 0)

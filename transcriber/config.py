@@ -16,8 +16,8 @@ PRESETS = ("fast", "balanced", "accurate")
 
 
 def default_workers() -> int:
-    """One worker per two cores: each worker then gets two decoding threads (see engine/models.py)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """One decode stream per core, each with one thread: the most work per second (engine/parts.py)."""
+    return max(1, os.cpu_count() or 1)
 
 
 def _positive_int(text: str) -> int:
@@ -82,7 +82,7 @@ _DECLARED = [
     Setting("max_file_size_mb", lambda: 500, _positive_int, "largest file accepted, in MB (per user)"),
     Setting("max_concurrent_per_user", lambda: 5, _positive_int, "jobs one user may have running at once"),
     Setting("max_queued_per_user", lambda: 10, _positive_int, "jobs one user may have waiting in the queue"),
-    Setting("workers", default_workers, _positive_int, "jobs transcribed at once on this machine"),
+    Setting("workers", default_workers, _positive_int, "decode streams at once on this machine (jobs, or parts of a long job)"),
     Setting("model", lambda: "tiny.en", _text, "default model: tiny.en (embedded), base, a folder, or a faster-whisper name"),
     Setting("language", lambda: "", _text, "default language code (empty: detect)"),
     Setting("preset", lambda: "balanced", _preset, "speed/accuracy preset: fast, balanced or accurate"),

@@ -62,7 +62,11 @@ class Word:
 
 @dataclass(frozen=True)
 class Segment:
-    """One finished piece of transcript; ``index`` counts from 0 within its job."""
+    """One finished piece of transcript.
+
+    ``index`` identifies it within its job (0, 1, 2... in the order segments were
+    committed); parts of a long job are decoded in parallel, so order by ``start`` to read.
+    """
 
     index: int
     start: float
@@ -78,6 +82,24 @@ class Segment:
                 for w in self.words
             ]
         return data
+
+
+class PartStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A stretch [start, end) of a job's audio decoded as one stream; ``processed_seconds`` is its cursor."""
+
+    job_id: int
+    index: int
+    start: float
+    end: float
+    processed_seconds: float
+    status: PartStatus
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from ..audio.decode import format_clock
 from ..config import Settings
@@ -26,9 +26,9 @@ from ..errors import (
     TranscriberError,
 )
 from ..export import export_transcript
-from ..jobs import Job, JobOptions, JobStatus, Segment, Transcript
+from ..jobs import Job, JobOptions, JobStatus, Part, Segment, Transcript
 from ..store import JobStore
-from . import estimates, intake, scheduler
+from . import estimates, intake, parts, scheduler
 from .limits import Limits
 from .models import ModelPool
 from .whisper import DecodeRequest, StopDecoding, WhisperBackend
@@ -52,6 +52,14 @@ class EngineListener:
         """The engine cannot make progress for a reason that is not one job's fault (a full disk, a locked database)."""
 
 
+class Claim(NamedTuple):
+    """Work handed to a worker: a job, the part of it to decode, and the run that records the attempt."""
+
+    job: Job
+    part: Part
+    run_id: int
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     path: str
@@ -61,9 +69,6 @@ class IntakeResult:
     @property
     def accepted(self) -> bool:
         return self.job is not None
-
-
-_STOP_PAUSE, _STOP_CANCEL, _STOP_SHUTDOWN = "pause", "cancel", "shutdown"
 
 
 class Engine:
@@ -91,7 +96,9 @@ class Engine:
         self.default_export_dir = Path(default_export_dir)
         self.listener = listener or EngineListener()
         self.backend_factory = backend_factory
-        self._stops: dict[int, tuple[threading.Event, list[str]]] = {}
+        self._stops: dict[tuple[int, int], threading.Event] = {}  # (job id, part index) -> stop request
+        # Called (from a worker) when a job was cut into parts that other streams can take.
+        self.work_available: list[Callable[[], None]] = []
         self._stops_lock = threading.Lock()
         self._claim_lock = threading.Lock()
         self._store_trouble_until = 0.0
@@ -177,7 +184,7 @@ class Engine:
 
     def pause(self, job_id: int) -> Job:
         job = self.store.pause(job_id)
-        self._signal_stop(job_id, _STOP_PAUSE)
+        self._signal_stop(job_id)
         return self._changed(job)
 
     def resume(self, job_id: int) -> Job:
@@ -185,7 +192,7 @@ class Engine:
 
     def cancel(self, job_id: int) -> Job:
         job = self.store.cancel(job_id)
-        self._signal_stop(job_id, _STOP_CANCEL)
+        self._signal_stop(job_id)
         self.listener.job_finished(job)
         return self._changed(job)
 
@@ -238,10 +245,6 @@ class Engine:
             self.refresh_estimates()
         return recovered
 
-    def running_here(self) -> list[int]:
-        with self._stops_lock:
-            return list(self._stops)
-
     def recover_orphans(self) -> list[Job]:
         """Requeue jobs marked running that no worker here is running (call only while holding the engine lock).
 
@@ -256,12 +259,12 @@ class Engine:
             log.info("requeued job %d after a store failure", job.id)
         return recovered
 
-    def claim_next(self) -> tuple[Job, int] | None:
-        """Choose the next job by the scheduler's rules and mark it running here.
+    def claim_next(self) -> Claim | None:
+        """Choose the next piece of work by the scheduler's rules and mark it running here.
 
         Returns:
-            The job and its run id, or None when nothing may start now (including while
-            the store cannot be written: see ``engine_error``).
+            The job, the part of it to decode and a run id, or None when nothing may start
+            now (including while the store cannot be written: see ``engine_error``).
         """
         if time.monotonic() < self._store_trouble_until:
             return None
@@ -272,20 +275,27 @@ class Engine:
                 self._store_trouble(error)
                 return None
 
-    def _claim_next(self) -> tuple[Job, int] | None:
+    def _claim_next(self) -> Claim | None:
         limits = self.limits
         self.models.workers = limits.workers
         self.models.idle_seconds = self.settings.model_idle_unload_seconds
-        running = self.store.list_jobs(statuses=[JobStatus.RUNNING])
-        for _ in range(5):  # another process may claim the same job first; try the next choice
-            job = scheduler.choose_next(self.store.queued_jobs(), running, limits, self.store.last_started_by_user())
+        for _ in range(5):  # another process may take the same work first; try the next choice
+            job = scheduler.choose_work(
+                self.store.queued_jobs(),
+                self.store.jobs_with_pending_parts(),
+                self.store.running_parts(),
+                self.store.list_jobs(statuses=[JobStatus.RUNNING]),
+                limits,
+                self.store.last_started_by_user(),
+            )
             if job is None:
                 return None
-            claimed = self.store.claim(job.id)
+            claimed = self.store.claim_work(job.id)
             if claimed is not None:
+                job, part, run_id = claimed
                 with self._stops_lock:
-                    self._stops[job.id] = (threading.Event(), [])
-                return claimed
+                    self._stops[(job.id, part.index)] = threading.Event()
+                return Claim(job, part, run_id)
         return None
 
     def _store_trouble(self, error: StoreError, pause_seconds: float = 15.0) -> None:
@@ -294,51 +304,61 @@ class Engine:
         self._store_trouble_until = time.monotonic() + pause_seconds
         self.listener.engine_error(str(error))
 
-    def request_stop(self, job_id: int, reason: str = _STOP_SHUTDOWN) -> None:
-        self._signal_stop(job_id, reason)
+    def request_stop(self, job_id: int) -> None:
+        """Ask every worker on ``job_id`` to stop at its next segment boundary."""
+        self._signal_stop(job_id)
 
     def stop_all(self) -> None:
         """Ask every job running here to stop at its next segment boundary and go back to the queue."""
         for job_id in self.running_here():
-            self._signal_stop(job_id, _STOP_SHUTDOWN)
+            self._signal_stop(job_id)
 
-    def _signal_stop(self, job_id: int, reason: str) -> None:
+    def running_here(self) -> list[int]:
+        """Ids of the jobs that workers of this engine are decoding."""
         with self._stops_lock:
-            entry = self._stops.get(job_id)
-        if entry is not None:
-            entry[1].append(reason)
-            entry[0].set()
+            return sorted({job_id for job_id, _ in self._stops})
+
+    def _signal_stop(self, job_id: int) -> None:
+        with self._stops_lock:
+            events = [event for (owner, _), event in self._stops.items() if owner == job_id]
+        for event in events:
+            event.set()
 
     def _wait_stopped(self, job_id: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._stops_lock:
-                if job_id not in self._stops:
-                    return
+        while time.monotonic() < deadline and job_id in self.running_here():
             time.sleep(0.05)
 
     def run_until_idle(self) -> list[Job]:
-        """Run queued jobs one after another on this thread until none is left (tests, scripts)."""
-        finished = []
+        """Run queued work on this thread until none is left (tests, scripts).
+
+        Returns:
+            Each job that ran, once, in its last state, in the order its last part ran.
+        """
+        ran: dict[int, Job] = {}
         while True:
             claimed = self.claim_next()
             if claimed is None:
-                return finished
-            finished.append(self.execute(*claimed))
+                return list(ran.values())
+            job = self.execute(*claimed)
+            ran.pop(job.id, None)
+            ran[job.id] = job
 
     # ------------------------------------------------------------ execution
 
-    def execute(self, job: Job, run_id: int) -> Job:
-        """Transcribe a claimed job from where it stands; returns it in its new state.
+    def execute(self, job: Job, part: Part, run_id: int) -> Job:
+        """Decode one claimed part of a job from its cursor; returns the job in its new state.
 
-        Expected problems (source changed, bad audio, missing model, database errors)
-        end the job as failed with a message; nothing propagates to the caller.
+        Expected problems (source changed, bad audio, missing model) end the job as failed
+        with a message; a store that cannot be written leaves the part to be picked up
+        again later. Nothing propagates to the caller.
         """
+        key = (job.id, part.index)
         with self._stops_lock:
-            stop_event, reasons = self._stops.setdefault(job.id, (threading.Event(), []))
+            stop_event = self._stops.setdefault(key, threading.Event())
         outcome = "failed"
         try:
-            outcome = self._transcribe(job, run_id, stop_event, reasons)
+            outcome = self._run_part(job, part, run_id, stop_event)
         except StoreError as error:
             # Not the job's fault, and its failure could not be recorded anyway: it stays
             # marked running and recover_orphans() puts it back once the store is writable.
@@ -352,8 +372,10 @@ class Engine:
             self._fail(job.id, f"Unexpected error ({type(error).__name__}: {error}); see the log for details.")
         finally:
             with self._stops_lock:
-                self._stops.pop(job.id, None)
+                self._stops.pop(key, None)
             try:
+                if outcome not in ("part-done", "completed", "store-error"):
+                    self.store.release_part(job.id, part.index)
                 self.store.end_run(run_id, outcome)
             except StoreError:
                 log.exception("could not close run %d of job %d", run_id, job.id)
@@ -363,7 +385,7 @@ class Engine:
             except StoreError:
                 pass
             self.store.close()  # this thread's connection
-        if final.status.is_final and outcome != _STOP_CANCEL:
+        if final.status.is_final and outcome in ("completed", "failed"):
             self.listener.job_finished(final)
         self.listener.job_changed(final)
         return final
@@ -380,58 +402,74 @@ class Engine:
         except (StoreError, JobStateError) as error:
             log.error("could not mark job %d failed (%s): %s", job_id, error, message)
 
-    def _transcribe(self, job: Job, run_id: int, stop_event: threading.Event, reasons: list[str]) -> str:
+    def _run_part(self, job: Job, part: Part, run_id: int, stop_event: threading.Event) -> str:
         problem = intake.source_changed(job.source_path, job.size_bytes, job.mtime, job.content_hash)
         if problem:
             raise SourceChanged(problem)
         settings, model = self.models.acquire(job.options.model)
         try:
-            return self._decode(job, run_id, model, stop_event, reasons)
+            backend = self.backend_factory(model)
+            job, part = self._maybe_split(job, part, backend)
+            return self._decode_part(job, part, run_id, backend, stop_event)
         finally:
             self.models.release(settings)
 
-    def _decode(self, job: Job, run_id: int, model, stop_event: threading.Event, reasons: list[str]) -> str:
-        backend = self.backend_factory(model)
+    def _maybe_split(self, job: Job, part: Part, backend) -> tuple[Job, Part]:
+        """Cut a fresh long job into parts for the other decode streams (see engine/parts.py)."""
+        count = parts.part_count(job.duration_seconds, self.limits.workers)
+        if count < 2 or part.index != 0 or part.processed_seconds > part.start or part.end < job.duration_seconds:
+            return job, part
+        if backend.is_multilingual and not job.language:
+            # Every part must speak the same language: decide it once, from the start.
+            language = backend.detect_language(job.source_path, job.duration_seconds)
+            self.store.set_detected_language(job.id, language)
+            job = replace(job, detected_language=language)
+        first = self.store.split_fresh_job(job.id, parts.plan_parts(job.source_path, job.duration_seconds, count))
+        if first is None:
+            return job, part
+        for callback in self.work_available:
+            callback()
+        return job, first
+
+    def _decode_part(self, job: Job, part: Part, run_id: int, backend, stop_event: threading.Event) -> str:
         prior_speed = estimates.expected_speed(job.model, self.store.model_speeds())
-        start_seconds = job.processed_seconds
-        index = self.store.segment_count(job.id)
-        prompt = tuple(self.store.recent_tokens(job.id)) if start_seconds > 0 else ()
-        if start_seconds > 0:
-            log.info("job %d continues at %s (segment %d)", job.id, format_clock(start_seconds), index)
+        start_seconds = part.processed_seconds
+        is_last = part.end >= job.duration_seconds - 1e-6
+        prompt = tuple(self.store.recent_tokens(job.id, part.index)) if start_seconds > part.start else ()
+        if start_seconds > part.start:
+            log.info("job %d part %d continues at %s", job.id, part.index, format_clock(start_seconds))
         started = time.monotonic()
         state = {"processed": start_seconds, "language": job.language}
 
-        def commit(segments: Sequence[Segment], processed: float, tokens=None) -> bool:
-            processed = max(state["processed"], processed)
+        def commit(segments: Sequence[Segment], processed: float, tokens=None) -> list[Segment] | None:
+            processed = min(max(state["processed"], processed), part.end)
             spent = time.monotonic() - started
-            speed = estimates.live_speed(processed - start_seconds, spent, prior_speed)
-            eta = max(0.0, job.duration_seconds - processed) / speed
-            ok = self.store.commit_progress(
+            stored = self.store.commit_progress(
                 job.id,
+                part.index,
                 run_id,
                 segments,
                 processed_seconds=processed,
-                processing_seconds=job.processing_seconds + spent,
-                run_processing_seconds=spent,
-                speed=speed,
-                eta_seconds=eta,
+                processing_seconds=spent,
+                speed=estimates.live_speed(processed - start_seconds, spent, prior_speed),
                 detected_language=state["language"],
                 tokens=tokens,
             )
-            if ok:
+            if stored is not None:
                 state["processed"] = processed
-            return ok
+            return stored
 
         def on_window(window_start: float) -> None:
             if stop_event.is_set():
                 raise StopDecoding()
-            if window_start > state["processed"] + 0.01 and not commit([], window_start):
+            if window_start > state["processed"] + 0.01 and commit([], window_start) is None:
                 raise StopDecoding()
 
         request = DecodeRequest(
             path=job.source_path,
             duration_seconds=job.duration_seconds,
             start_seconds=start_seconds,
+            end_seconds=None if is_last else part.end,
             language=job.language,
             prompt=prompt,
             options=job.options,
@@ -441,56 +479,50 @@ class Engine:
         finished = False
         try:
             for piece in decoding:
-                segment = Segment(index=index, start=piece.start, end=piece.end, text=piece.text, words=piece.words)
-                if not commit([segment], min(piece.end, job.duration_seconds), [piece.tokens]):
+                segment = Segment(index=-1, start=piece.start, end=piece.end, text=piece.text, words=piece.words)
+                stored = commit([segment], piece.end, [piece.tokens])
+                if stored is None:
                     break  # paused, cancelled or removed from elsewhere
-                index += 1
-                self.listener.segments_added(self.store.get_job(job.id) or job, [segment])
+                self.listener.segments_added(self.store.get_job(job.id) or job, stored)
                 if stop_event.is_set():
                     break
             else:
                 finished = True
         except StopDecoding:
             pass
-        except AudioError:
-            raise
         except OSError as error:
             raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
-
         if not finished:
-            return self._stopped(job.id, reasons)
-        commit([], job.duration_seconds)
-        return self._complete(job, decoding)
-
-    def _stopped(self, job_id: int, reasons: list[str]) -> str:
-        current = self._safe_get(job_id)
-        if current is not None and current.status is JobStatus.RUNNING:
-            # Shutting down: back to the queue, to continue from the last segment next time.
-            self.store.requeue(job_id)
-            return _STOP_SHUTDOWN
-        if current is not None and current.status is JobStatus.CANCELLED:
-            return _STOP_CANCEL
-        return _STOP_PAUSE if current is not None else "removed"
-
-    def _complete(self, job: Job, decoding) -> str:
-        declared = self.store.declared_seconds(job.id)
-        missing = decoding.missing_seconds
-        if declared and declared - job.duration_seconds > max(1.0, 0.01 * declared):
-            missing = max(missing, declared - job.duration_seconds)
-        if missing > max(1.0, 0.01 * job.duration_seconds):
-            delivered = (declared or job.duration_seconds) - missing
-            self.store.mark_failed(
-                job.id,
-                f"{job.file_name} is truncated or damaged: it declares {format_clock(declared or job.duration_seconds)} "
-                f"of audio but only {format_clock(delivered)} could be decoded. "
-                f"The transcript of that part is kept and can be exported.",
-            )
-            return "failed"
-        warning = None
+            return "stopped"
+        if commit([], part.end) is None:
+            return "stopped"
         if decoding.damaged_packets:
-            warning = f"{decoding.damaged_packets} damaged audio packets were skipped; a few words may be missing."
-        completed = self.store.mark_completed(job.id, warning=warning)
-        log.info("job %d completed: %s in %.1f s", job.id, job.file_name, completed.processing_seconds)
+            self.store.set_warning(
+                job.id, f"{decoding.damaged_packets} damaged audio packets were skipped; a few words may be missing."
+            )
+        if is_last and decoding.missing_seconds > max(1.0, 0.01 * job.duration_seconds):
+            self._fail_truncated(job, job.duration_seconds - decoding.missing_seconds)
+            return "failed"
+        if not self.store.finish_part(job.id, part.index):
+            return "part-done"
+        return self._complete(job)
+
+    def _fail_truncated(self, job: Job, delivered: float) -> None:
+        declared = self.store.declared_seconds(job.id) or job.duration_seconds
+        self.store.mark_failed(
+            job.id,
+            f"{job.file_name} is truncated or damaged: it declares {format_clock(declared)} "
+            f"of audio but only {format_clock(delivered)} could be decoded. "
+            f"The transcript of that part is kept and can be exported.",
+        )
+
+    def _complete(self, job: Job) -> str:
+        declared = self.store.declared_seconds(job.id)
+        if declared and declared - job.duration_seconds > max(1.0, 0.01 * declared):
+            self._fail_truncated(job, job.duration_seconds)
+            return "failed"
+        completed = self.store.mark_completed(job.id)
+        log.info("job %d completed: %s in %.1f s of decoding", job.id, job.file_name, completed.processing_seconds)
         if self.settings.auto_export:
             self._auto_export(completed)
         return "completed"

@@ -7,16 +7,16 @@ from typing import Mapping, Sequence
 
 from ..jobs import Job, JobStatus
 
-# Audio seconds per processing second on a modest two-core machine, used until this
-# machine has finished a job with the model (measured: see benchmarks/README.md).
+# Audio seconds per second of one decode stream (one thread) on a modest machine, used
+# until this machine has finished a job with the model (measured: benchmarks/README.md).
 DEFAULT_SPEEDS = {
-    "tiny": 10.0,
-    "base": 5.0,
-    "small": 1.6,
-    "medium": 0.5,
-    "large": 0.25,
-    "turbo": 0.6,
-    "distil": 0.8,
+    "tiny": 8.0,
+    "base": 3.5,
+    "small": 1.0,
+    "medium": 0.35,
+    "large": 0.15,
+    "turbo": 0.4,
+    "distil": 0.5,
 }
 FALLBACK_SPEED = 1.0
 # How much audio the prior speed counts for when blended with the live measurement.
@@ -49,29 +49,41 @@ def live_speed(audio_done: float, seconds_spent: float, prior: float) -> float:
 def estimate_queue(
     ordered_jobs: Sequence[Job],
     measured: Mapping[str, float],
-    workers: int,
+    streams: int,
     now: float,
 ) -> dict[int, tuple[float, float]]:
-    """Seconds left and finish time for running and queued jobs, by simulating the workers.
+    """Seconds left and finish time for running and queued jobs, by simulating the decode streams.
+
+    Each job's remaining audio is cut into parts as the engine would cut it, and free
+    streams take parts in job order; a job finishes with its last part.
 
     Args:
         ordered_jobs: running jobs, then queued jobs in the order they would start.
-        measured: measured speed by model (see ``JobStore.model_speeds``).
-        workers: how many jobs run at once.
+        measured: measured speed per stream, by model (see ``JobStore.model_speeds``).
+        streams: how many parts are decoded at once.
         now: the current time (POSIX seconds).
 
     Returns:
         {job id: (eta_seconds, estimated_completion)}; paused and finished jobs are left out.
     """
-    free_at = [now] * max(1, workers)
+    from .parts import part_count
+
+    streams = max(1, streams)
+    free_at = [now] * streams
     heapq.heapify(free_at)
     result: dict[int, tuple[float, float]] = {}
     for job in ordered_jobs:
         if job.status not in (JobStatus.RUNNING, JobStatus.QUEUED):
             continue
-        speed = job.speed if (job.status is JobStatus.RUNNING and job.speed) else expected_speed(job.model, measured)
-        start = heapq.heappop(free_at)
-        finish = start + job.remaining_seconds / max(speed, 1e-3)
-        heapq.heappush(free_at, finish)
+        count = part_count(job.duration_seconds, streams)
+        per_stream = expected_speed(job.model, measured)
+        if job.status is JobStatus.RUNNING and job.speed:
+            per_stream = job.speed / min(count, streams)  # the live speed is summed over its parts
+        chunk = job.remaining_seconds / count / max(per_stream, 1e-3)
+        finish = now
+        for _ in range(count):
+            start = heapq.heappop(free_at)
+            heapq.heappush(free_at, start + chunk)
+            finish = max(finish, start + chunk)
         result[job.id] = (finish - now, finish)
     return result

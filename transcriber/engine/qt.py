@@ -12,7 +12,7 @@ from typing import Sequence
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from ..jobs import Job, JobStatus, Segment
-from .core import Engine
+from .core import Claim, Engine
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +64,23 @@ def attach_qt_listener(engine: Engine, parent: QObject | None = None) -> QtListe
     return listener
 
 
-class _JobTask(QRunnable):
-    def __init__(self, engine: Engine, job: Job, run_id: int, done: Signal):
+class _PartTask(QRunnable):
+    """Decodes one claimed part on a pool thread."""
+
+    def __init__(self, engine: Engine, claim: Claim, done: Signal):
         super().__init__()
         self.setAutoDelete(True)
         self._engine = engine
-        self._job = job
-        self._run_id = run_id
+        self._claim = claim
         self._done = done
 
     def run(self) -> None:
         try:
-            self._engine.execute(self._job, self._run_id)
+            self._engine.execute(*self._claim)
         except Exception:  # execute handles expected errors; never let one kill the pool thread
-            log.exception("worker for job %d crashed", self._job.id)
+            log.exception("worker for job %d crashed", self._claim.job.id)
         finally:
-            self._done.emit(self._job.id)
+            self._done.emit(self._claim.run_id)
 
 
 class EngineRunner(QObject):
@@ -92,23 +93,26 @@ class EngineRunner(QObject):
     """
 
     idle = Signal()  # nothing running here and nothing queued
-    _task_done = Signal(int)
+    _task_done = Signal(int)  # run id
+    _wake = Signal()
 
     def __init__(self, engine: Engine, *, poll_ms: int = 1000, parent: QObject | None = None):
         super().__init__(parent)
         self.engine = engine
         self._pool = QThreadPool(self)
-        self._active: set[int] = set()
+        self._active: set[int] = set()  # run ids being decoded
         self._stopping = False
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.dispatch)
         self._task_done.connect(self._on_task_done)
+        self._wake.connect(self.dispatch)  # queued: emitted from workers when a job was split
+        engine.work_available.append(self._wake.emit)
         self._ticks = 0
 
     @property
-    def active_jobs(self) -> set[int]:
-        return set(self._active)
+    def busy(self) -> bool:
+        return bool(self._active)
 
     def start(self) -> list[Job]:
         """Recover abandoned jobs, then start work. Returns the recovered jobs."""
@@ -128,10 +132,9 @@ class EngineRunner(QObject):
             claimed = self.engine.claim_next()
             if claimed is None:
                 break
-            job, run_id = claimed
-            self._active.add(job.id)
-            self.engine.listener.job_changed(job)
-            self._pool.start(_JobTask(self.engine, job, run_id, self._task_done))
+            self._active.add(claimed.run_id)
+            self.engine.listener.job_changed(claimed.job)
+            self._pool.start(_PartTask(self.engine, claimed, self._task_done))
         self._ticks += 1
         if self._ticks % 5 == 0:
             if self.engine.recover_orphans():
@@ -142,8 +145,8 @@ class EngineRunner(QObject):
             self.idle.emit()
 
     @Slot(int)
-    def _on_task_done(self, job_id: int) -> None:
-        self._active.discard(job_id)
+    def _on_task_done(self, run_id: int) -> None:
+        self._active.discard(run_id)
         self.dispatch()
 
     def stop(self, timeout_ms: int = 60000) -> bool:

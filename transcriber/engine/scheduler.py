@@ -78,3 +78,52 @@ def start_order(
         tick += 1.0
         started[job.user] = tick
     return order
+
+
+def choose_work(
+    queued: Sequence[Job],
+    continuing: Sequence[Job],
+    running_parts: Sequence[tuple[str, int, int]],
+    running_jobs: Sequence[Job],
+    limits: Limits,
+    last_started: Mapping[str, float] | None = None,
+) -> Job | None:
+    """The job whose next part a free decode stream should take, or None.
+
+    Streams are what users share: the user with the fewest parts being decoded goes
+    first (ties: who started a job least recently). For that user, a job already running
+    that has parts left comes before a new one, so jobs finish in order; a new job may
+    start only while the user is below ``max_concurrent_per_user`` running jobs.
+
+    Args:
+        queued: queued jobs in queue order.
+        continuing: running jobs with parts nobody decodes yet, oldest first.
+        running_parts: (user, job id, part index) of every part being decoded.
+        running_jobs: jobs running now.
+        limits: ``workers`` is the number of decode streams.
+        last_started: for each user, when they last had a job started.
+    """
+    if len(running_parts) >= limits.workers:
+        return None
+    last_started = last_started or {}
+    streams_per_user = Counter(user for user, _, _ in running_parts)
+    jobs_per_user = Counter(job.user for job in running_jobs)
+    candidates: dict[str, tuple[int, Job]] = {}
+    for job in continuing:
+        candidates.setdefault(job.user, (0, job))
+    order = {job.id: rank for rank, job in enumerate(queued)}
+    for job in queued:
+        if job.user not in candidates and jobs_per_user[job.user] < limits.max_concurrent_per_user:
+            candidates[job.user] = (1, job)
+    if not candidates:
+        return None
+    user = min(
+        candidates,
+        key=lambda name: (
+            streams_per_user[name],
+            last_started.get(name, 0.0),
+            candidates[name][0],
+            order.get(candidates[name][1].id, -1),
+        ),
+    )
+    return candidates[user][1]

@@ -10,7 +10,7 @@ after a pause or a crash.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -36,6 +36,7 @@ class DecodeRequest:
     path: str
     duration_seconds: float
     start_seconds: float = 0.0
+    end_seconds: float | None = None  # stop here (a part of a file); None: the end
     language: str | None = None
     prompt: tuple[int, ...] = ()  # decoder tokens of the text before start_seconds
     options: JobOptions = field(default_factory=JobOptions)
@@ -62,6 +63,40 @@ def is_silent(audio: np.ndarray) -> bool:
     return audio.size == 0 or float(np.max(np.abs(audio))) < _SILENCE_PEAK
 
 
+def speech_seconds(audio: np.ndarray) -> float:
+    """Seconds of speech Silero VAD finds in ``audio`` once its level is normalised."""
+    if is_silent(audio):
+        return 0.0
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    peak = float(np.max(np.abs(audio)))
+    spans = get_speech_timestamps(
+        audio * (0.7 / peak), VadOptions(threshold=0.4, min_speech_duration_ms=250, speech_pad_ms=0)
+    )
+    return sum(span["end"] - span["start"] for span in spans) / SAMPLE_RATE
+
+
+# A segment this long with this few words while speech fills it: the decoder skipped words.
+_SKIP_MIN_SECONDS = 12.0
+_SKIP_WORDS_PER_SPEECH_SECOND = 1.0
+
+
+def skipped_speech(segment, features: StreamingFeatures) -> bool:
+    """Whether the decoder ran over speech without writing it down.
+
+    Now and then (a quiet speaker, a text-only prompt, a temperature fallback) Whisper ends
+    a window with one long segment holding a few words, and the seek jumps past 20 or
+    more seconds of speech. Normal speech carries two to three words a second.
+    """
+    duration = segment.end - segment.start
+    if duration < _SKIP_MIN_SECONDS:
+        return False
+    words = len(segment.text.split())
+    first = int(segment.start * FRAMES_PER_SECOND)
+    speech = speech_seconds(features.buffered(first, int(segment.end * FRAMES_PER_SECOND)))
+    return speech > 0.5 * duration and words < _SKIP_WORDS_PER_SPEECH_SECOND * speech
+
+
 def window_has_speech(audio: np.ndarray) -> bool:
     """Second opinion on a window the model calls silent.
 
@@ -72,15 +107,7 @@ def window_has_speech(audio: np.ndarray) -> bool:
     lose quiet speech) and checked with the VAD; only windows with no speech in them
     lose their text.
     """
-    if is_silent(audio):
-        return False
-    peak = float(np.max(np.abs(audio)))
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    spans = get_speech_timestamps(
-        audio * (0.7 / peak), VadOptions(threshold=0.4, min_speech_duration_ms=250, speech_pad_ms=0)
-    )
-    return sum(span["end"] - span["start"] for span in spans) >= 0.3 * SAMPLE_RATE
+    return speech_seconds(audio) >= 0.3
 
 
 class StopDecoding(Exception):
@@ -143,7 +170,7 @@ def _decoding_options(tokenizer, request: DecodeRequest, start_seconds: float):
         append_punctuations="\"'.。,，!！?？:：”)]}、",
         multilingual=False,
         max_new_tokens=None,
-        clip_timestamps=[start_seconds],
+        clip_timestamps=[start_seconds] if request.end_seconds is None else [start_seconds, request.end_seconds],
         hallucination_silence_threshold=None,
         hotwords=None,
     )
@@ -158,6 +185,23 @@ class WhisperBackend:
     @property
     def is_multilingual(self) -> bool:
         return bool(self.model.model.is_multilingual)
+
+    def detect_language(self, path: str, duration_seconds: float, start_seconds: float = 0.0) -> str:
+        """The language spoken in the 30 seconds from ``start_seconds``."""
+        features = StreamingFeatures(
+            AudioStream(path, start_seconds).blocks(),
+            self.model.feature_extractor,
+            int(round(duration_seconds * SAMPLE_RATE)),
+            int(round(start_seconds * SAMPLE_RATE)),
+        )
+        return self._detect(features, start_seconds, path)
+
+    def _detect(self, features: StreamingFeatures, start_seconds: float, path: str) -> str:
+        start_frame = int(round(start_seconds * FRAMES_PER_SECOND))
+        window = features.compute(start_frame, start_frame + self.model.feature_extractor.nb_max_frames)
+        language, probability, _ = self.model.detect_language(features=window)
+        log.info("detected language %s (p=%.2f) in %s", language, probability, path)
+        return language
 
     def decode(self, request: DecodeRequest, on_window: Callable[[float], None] | None = None) -> Decoding:
         """Start decoding ``request``; segments come out as the returned object is iterated.
@@ -183,18 +227,32 @@ class WhisperBackend:
         if not self.is_multilingual:
             language = "en"
         elif not language:
-            start_frame = int(round(start_seconds * FRAMES_PER_SECOND))
-            window = features.compute(start_frame, start_frame + model.feature_extractor.nb_max_frames)
-            language, probability, _ = model.detect_language(features=window)
-            log.info("detected language %s (p=%.2f) in %s", language, probability, request.path)
+            language = self._detect(features, start_seconds, request.path)
 
         tokenizer = Tokenizer(model.hf_tokenizer, self.is_multilingual, task=request.options.task, language=language)
-        options = _decoding_options(tokenizer, request, start_seconds)
-        raw = model.generate_segments(features, tokenizer, options, False)
-        return Decoding(self._convert(raw, features), stream, features, language)
+        return Decoding(self._segments(request, features, tokenizer, start_seconds), stream, features, language)
+
+    def _segments(self, request: DecodeRequest, features: StreamingFeatures, tokenizer, start_seconds: float):
+        """faster-whisper's loop, restarted once without context where it skipped speech."""
+        position, prompt, retried_at = start_seconds, request.prompt, None
+        while True:
+            options = _decoding_options(tokenizer, replace(request, prompt=prompt), position)
+            raw = self.model.generate_segments(features, tokenizer, options, False)
+            restart = None
+            for segment in self._kept(raw, features):
+                if retried_at != segment.start and skipped_speech(segment, features):
+                    restart = segment.start
+                    break
+                yield self._converted(segment)
+            if restart is None:
+                return
+            raw.close()
+            log.info("speech skipped at %.1f s; decoding that window again without context", restart)
+            position, prompt, retried_at = restart, (), restart
 
     @staticmethod
-    def _convert(raw, features: StreamingFeatures) -> Iterator[DecodedSegment]:
+    def _kept(raw, features: StreamingFeatures) -> Iterator:
+        """The segments of ``raw``, less text decoded from silence (see window_has_speech)."""
         verdicts: dict[int, bool] = {}  # window start frame -> keep its text
         for segment in raw:
             if segment.seek not in verdicts:
@@ -203,16 +261,15 @@ class WhisperBackend:
                 verdicts[segment.seek] = window_has_speech(window) if doubtful else not is_silent(window)
                 if not verdicts[segment.seek]:
                     log.debug("dropping text decoded from silence at %.1f s", segment.seek / FRAMES_PER_SECOND)
-            if not verdicts[segment.seek]:
-                continue
-            words = tuple(
-                Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
-                for w in (segment.words or ())
-            )
-            yield DecodedSegment(
-                start=float(segment.start),
-                end=float(segment.end),
-                text=segment.text,
-                words=words,
-                tokens=tuple(segment.tokens),
-            )
+            if verdicts[segment.seek]:
+                yield segment
+
+    @staticmethod
+    def _converted(segment) -> DecodedSegment:
+        words = tuple(
+            Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+            for w in (segment.words or ())
+        )
+        return DecodedSegment(
+            start=float(segment.start), end=float(segment.end), text=segment.text, words=words, tokens=tuple(segment.tokens)
+        )

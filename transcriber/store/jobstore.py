@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,6 +29,8 @@ from ..jobs import (
     JobOptions,
     JobStatus,
     ModelStats,
+    Part,
+    PartStatus,
     Segment,
     SizeBucketStats,
     Word,
@@ -318,17 +321,64 @@ class JobStore:
 
     # ------------------------------------------------------------ execution
 
+    def _to_part(self, row) -> Part:
+        return Part(
+            job_id=row.job_id,
+            index=row.idx,
+            start=row.start_seconds,
+            end=row.end_seconds,
+            processed_seconds=row.processed_seconds,
+            status=PartStatus(row.status),
+        )
+
     @_translating
-    def claim(self, job_id: int, pid: int | None = None) -> tuple[Job, int] | None:
-        """Move a queued job to running and open a run record.
+    def parts(self, job_id: int) -> list[Part]:
+        Part_ = self.m.Part
+        return [self._to_part(row) for row in Part_.select().where(Part_.job == job_id).order_by(Part_.idx)]
+
+    @_translating
+    def running_parts(self) -> list[tuple[str, int, int]]:
+        """(user, job id, part index) of every part being decoded."""
+        Part_, Job_, User = self.m.Part, self.m.Job, self.m.User
+        query = (
+            Part_.select(User.name, Part_.job, Part_.idx)
+            .join(Job_, on=(Part_.job == Job_.id))
+            .join(User, on=(Job_.user == User.id))
+            .where(Part_.status == PartStatus.RUNNING.value)
+            .tuples()
+        )
+        return [(name, job_id, idx) for name, job_id, idx in query]
+
+    @_translating
+    def jobs_with_pending_parts(self) -> list[Job]:
+        """Running jobs that still have parts nobody is decoding, in the order they started."""
+        Part_, Job_ = self.m.Part, self.m.Job
+        pending = Part_.select(Part_.job).where(Part_.status == PartStatus.PENDING.value)
+        return self._select_jobs(
+            (Job_.status == JobStatus.RUNNING.value) & Job_.id.in_(pending), (Job_.started_at, Job_.id)
+        )
+
+    @_translating
+    def claim_work(
+        self, job_id: int, plan: Sequence[tuple[float, float]] | None = None, pid: int | None = None
+    ) -> tuple[Job, Part, int] | None:
+        """Take the next pending part of a job to decode, starting the job if it is queued.
+
+        Args:
+            plan: the (start, end) stretches to split the job into, used the first time the
+                job starts (default: one part, the whole file).
 
         Returns:
-            The job and its run id, or None if the job is no longer queued.
+            The job, the part (now running) and a run id; None if the job is neither queued
+            nor running, or has no pending part left.
         """
-        Job_, Run = self.m.Job, self.m.Run
+        Job_, Part_, Run = self.m.Job, self.m.Part, self.m.Run
         now = time.time()
         with self.db.atomic():
-            changed = (
+            row = Job_.get_or_none(Job_.id == job_id)
+            if row is None or row.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+                return None
+            if row.status == JobStatus.QUEUED.value:
                 Job_.update(
                     status=JobStatus.RUNNING.value,
                     attempts=Job_.attempts + 1,
@@ -336,73 +386,94 @@ class JobStore:
                     updated_at=now,
                     error=None,
                     speed=None,
-                )
-                .where((Job_.id == job_id) & (Job_.status == JobStatus.QUEUED.value))
-                .execute()
+                ).where(Job_.id == job_id).execute()
+            if not Part_.select().where(Part_.job == job_id).exists():
+                stretches = list(plan or [(0.0, row.duration_seconds)])
+                Part_.insert_many(
+                    [
+                        dict(job=job_id, idx=i, start_seconds=a, end_seconds=b, processed_seconds=a, status="pending")
+                        for i, (a, b) in enumerate(stretches)
+                    ]
+                ).execute()
+            part = (
+                Part_.select()
+                .where((Part_.job == job_id) & (Part_.status == PartStatus.PENDING.value))
+                .order_by(Part_.idx)
+                .first()
             )
-            if not changed:
+            if part is None:
                 return None
-            row = Job_.get_by_id(job_id)
+            Part_.update(status=PartStatus.RUNNING.value, speed=None).where(Part_.id == part.id).execute()
+            attempt = Job_.get_by_id(job_id).attempts
             run = Run.create(
                 job=job_id,
-                attempt=row.attempts,
+                part=part.idx,
+                attempt=attempt,
                 pid=pid if pid is not None else os.getpid(),
                 started_at=now,
-                start_seconds=row.processed_seconds,
-                end_seconds=row.processed_seconds,
+                start_seconds=part.processed_seconds,
+                end_seconds=part.processed_seconds,
             )
-        return self.require_job(job_id), run.id
+            part_row = Part_.get_by_id(part.id)
+        return self.require_job(job_id), self._to_part(part_row), run.id
 
     @_translating
     def commit_progress(
         self,
         job_id: int,
+        part_index: int,
         run_id: int,
         segments: Sequence[Segment],
         *,
         processed_seconds: float,
         processing_seconds: float,
-        run_processing_seconds: float,
         speed: float | None,
-        eta_seconds: float | None,
         detected_language: str | None = None,
         tokens: Sequence[Sequence[int]] | None = None,
-    ) -> bool:
-        """Store finished segments and advance the job in one transaction.
+    ) -> list[Segment] | None:
+        """Store finished segments of one part and advance the part and its job, in one transaction.
 
-        ``tokens`` (one list per segment) are the decoder's tokens, kept so a job that
-        continues later gives the decoder the same context it had.
+        Args:
+            segments: new segments (their ``index`` is assigned here).
+            processed_seconds: the part's cursor after them.
+            processing_seconds: decoding time this run has spent so far.
+            speed: this part's live speed (audio s per s); the job's is the sum over its parts.
+            tokens: the decoder's tokens, one list per segment, kept so the part can continue
+                later with the same context.
 
         Returns:
-            False (and stores nothing) if the job is no longer running here: it was paused,
-            cancelled or removed by someone else, and the worker should stop.
+            The stored segments with their indexes, or None (and nothing stored) if the job or
+            the part is no longer running here: it was paused, cancelled or removed elsewhere,
+            and the worker should stop.
         """
-        Job_, Segment_, Run = self.m.Job, self.m.Segment, self.m.Run
+        Job_, Segment_, Part_, Run = self.m.Job, self.m.Segment, self.m.Part, self.m.Run
         now = time.time()
         with self.db.atomic():
-            values = dict(
-                processed_seconds=fn.MAX(Job_.processed_seconds, processed_seconds),
-                processing_seconds=processing_seconds,
-                speed=speed,
-                eta_seconds=eta_seconds,
-                estimated_completion=(now + eta_seconds) if eta_seconds is not None else None,
-                updated_at=now,
+            job_row = Job_.get_or_none((Job_.id == job_id) & (Job_.status == JobStatus.RUNNING.value))
+            part_row = Part_.get_or_none(
+                (Part_.job == job_id) & (Part_.idx == part_index) & (Part_.status == PartStatus.RUNNING.value)
             )
-            if detected_language:
-                values["detected_language"] = detected_language
-            changed = (
-                Job_.update(**values)
-                .where((Job_.id == job_id) & (Job_.status == JobStatus.RUNNING.value))
-                .execute()
-            )
-            if not changed:
-                return False
+            if job_row is None or part_row is None:
+                return None
+            run = Run.get_by_id(run_id)
+            Part_.update(
+                processed_seconds=fn.MAX(Part_.processed_seconds, processed_seconds), speed=speed
+            ).where(Part_.id == part_row.id).execute()
+            Run.update(end_seconds=processed_seconds, processing_seconds=processing_seconds).where(
+                Run.id == run_id
+            ).execute()
+            stored: list[Segment] = []
             if segments:
-                Segment_.insert_many(
-                    [
+                last = Segment_.select(fn.MAX(Segment_.idx)).where(Segment_.job == job_id).scalar()
+                first = 0 if last is None else last + 1
+                rows = []
+                for offset, (segment, segment_tokens) in enumerate(zip(segments, tokens or [None] * len(segments))):
+                    stored.append(replace(segment, index=first + offset))
+                    rows.append(
                         dict(
                             job=job_id,
-                            idx=segment.index,
+                            idx=first + offset,
+                            part=part_index,
                             start_seconds=segment.start,
                             end_seconds=segment.end,
                             text=segment.text,
@@ -411,13 +482,92 @@ class JobStore:
                             else None,
                             tokens=json.dumps(list(segment_tokens)) if segment_tokens else None,
                         )
-                        for segment, segment_tokens in zip(segments, tokens or [None] * len(segments))
-                    ]
-                ).execute()
-            Run.update(end_seconds=processed_seconds, processing_seconds=run_processing_seconds).where(
-                Run.id == run_id
+                    )
+                Segment_.insert_many(rows).execute()
+            done, total_speed = (
+                Part_.select(fn.SUM(Part_.processed_seconds - Part_.start_seconds), fn.SUM(Part_.speed))
+                .where(Part_.job == job_id)
+                .tuples()
+                .get()
+            )
+            remaining = max(0.0, job_row.duration_seconds - (done or 0.0))
+            eta = remaining / total_speed if total_speed else None
+            values = dict(
+                processed_seconds=done or 0.0,
+                # Compute time summed over the job's parts (stream-seconds): the per-stream
+                # speed history the estimates plan with.
+                processing_seconds=Job_.processing_seconds + (processing_seconds - run.processing_seconds),
+                speed=total_speed,
+                eta_seconds=eta,
+                estimated_completion=(now + eta) if eta is not None else None,
+                updated_at=now,
+            )
+            if detected_language:
+                values["detected_language"] = detected_language
+            Job_.update(**values).where(Job_.id == job_id).execute()
+        return stored
+
+    @_translating
+    def split_fresh_job(self, job_id: int, stretches: Sequence[tuple[float, float]]) -> Part | None:
+        """Cut a job that has one untouched part into ``stretches``; the running part 0 becomes the first.
+
+        Returns:
+            The new part 0, or None (nothing changed) if the job already has several parts
+            or its part was already started on.
+        """
+        Part_ = self.m.Part
+        with self.db.atomic():
+            rows = list(Part_.select().where(Part_.job == job_id))
+            if len(rows) != 1 or len(stretches) < 2:
+                return None
+            (first,) = rows
+            if first.processed_seconds > first.start_seconds or first.start_seconds != stretches[0][0]:
+                return None
+            Part_.update(end_seconds=stretches[0][1]).where(Part_.id == first.id).execute()
+            Part_.insert_many(
+                [
+                    dict(job=job_id, idx=i, start_seconds=a, end_seconds=b, processed_seconds=a, status="pending")
+                    for i, (a, b) in enumerate(stretches)
+                    if i > 0
+                ]
             ).execute()
-        return True
+            return self._to_part(Part_.get_by_id(first.id))
+
+    @_translating
+    def set_detected_language(self, job_id: int, language: str) -> None:
+        Job_ = self.m.Job
+        Job_.update(detected_language=language).where(Job_.id == job_id).execute()
+
+    @_translating
+    def finish_part(self, job_id: int, part_index: int) -> bool:
+        """Mark a part decoded to its end; returns True when every part of the job is."""
+        Part_ = self.m.Part
+        with self.db.atomic():
+            Part_.update(status=PartStatus.DONE.value, speed=None).where(
+                (Part_.job == job_id) & (Part_.idx == part_index)
+            ).execute()
+            return not Part_.select().where(
+                (Part_.job == job_id) & (Part_.status != PartStatus.DONE.value)
+            ).exists()
+
+    @_translating
+    def release_part(self, job_id: int, part_index: int) -> None:
+        """A worker stopped before the end of its part: the part waits again, keeping its cursor.
+
+        If that leaves a running job with no part being decoded (the engine is shutting
+        down), the job goes back to the queue, keeping its place.
+        """
+        Job_, Part_ = self.m.Job, self.m.Part
+        now = time.time()
+        with self.db.atomic():
+            Part_.update(status=PartStatus.PENDING.value, speed=None).where(
+                (Part_.job == job_id) & (Part_.idx == part_index) & (Part_.status == PartStatus.RUNNING.value)
+            ).execute()
+            busy = Part_.select().where((Part_.job == job_id) & (Part_.status == PartStatus.RUNNING.value)).exists()
+            if not busy:
+                Job_.update(status=JobStatus.QUEUED.value, speed=None, updated_at=now).where(
+                    (Job_.id == job_id) & (Job_.status == JobStatus.RUNNING.value)
+                ).execute()
 
     @_translating
     def end_run(self, run_id: int, outcome: str) -> None:
@@ -455,11 +605,6 @@ class JobStore:
         if warning:
             values["warning"] = warning
         return self._transition(job_id, [JobStatus.RUNNING], "completed", **values)
-
-    @_translating
-    def requeue(self, job_id: int) -> Job:
-        """Put a running job back in the queue (the engine is shutting down); it keeps its place and progress."""
-        return self._transition(job_id, [JobStatus.RUNNING], "requeued", status=JobStatus.QUEUED.value, speed=None)
 
     @_translating
     def mark_failed(self, job_id: int, error: str) -> Job:
@@ -542,14 +687,6 @@ class JobStore:
         )
 
     @_translating
-    def restart_from_scratch(self, job_id: int) -> None:
-        """Forget a job's transcript so it runs again from the start (used when the source changed on retry)."""
-        Job_, Segment_ = self.m.Job, self.m.Segment
-        with self.db.atomic():
-            Segment_.delete().where(Segment_.job == job_id).execute()
-            Job_.update(processed_seconds=0.0, detected_language=None).where(Job_.id == job_id).execute()
-
-    @_translating
     def move(self, job_id: int, steps: int) -> Job:
         """Move a waiting job ``steps`` places earlier (negative) or later among its user's waiting jobs.
 
@@ -594,10 +731,13 @@ class JobStore:
         """Put jobs left ``running`` by a process that died back in the queue, keeping their place.
 
         Called once at engine start-up, before any new work; their progress and segments stay,
-        so they continue from the last committed segment. Open run records are closed as
-        ``interrupted``.
+        so each of their parts continues from its last committed segment. Open run records
+        are closed as ``interrupted``.
+
+        Args:
+            running_elsewhere: ids of jobs a live worker is decoding; they are left alone.
         """
-        Job_, Run = self.m.Job, self.m.Run
+        Job_, Part_, Run = self.m.Job, self.m.Part, self.m.Run
         skip = list(running_elsewhere)
         now = time.time()
         with self.db.atomic():
@@ -607,9 +747,16 @@ class JobStore:
             ids = [row.id for row in Job_.select(Job_.id).where(condition)]
             if ids:
                 Job_.update(status=JobStatus.QUEUED.value, speed=None, updated_at=now).where(Job_.id.in_(ids)).execute()
-                Run.update(ended_at=now, outcome="interrupted").where(
-                    Run.job.in_(ids) & Run.ended_at.is_null()
-                ).execute()
+            # Parts left running by a dead worker, whatever their job's status now (it may
+            # have been paused or cancelled after the worker died).
+            orphans = Part_.status == PartStatus.RUNNING.value
+            if skip:
+                orphans &= Part_.job.not_in(skip)
+            Part_.update(status=PartStatus.PENDING.value, speed=None).where(orphans).execute()
+            open_runs = Run.ended_at.is_null()
+            if skip:
+                open_runs &= Run.job.not_in(skip)
+            Run.update(ended_at=now, outcome="interrupted").where(open_runs).execute()
         return [self.require_job(job_id) for job_id in ids]
 
     # ------------------------------------------------------------ segments
@@ -617,7 +764,7 @@ class JobStore:
     @_translating
     def segments(self, job_id: int) -> list[Segment]:
         Segment_ = self.m.Segment
-        rows = Segment_.select().where(Segment_.job == job_id).order_by(Segment_.idx)
+        rows = Segment_.select().where(Segment_.job == job_id).order_by(Segment_.start_seconds, Segment_.idx)
         return [
             Segment(
                 index=row.idx,
@@ -630,18 +777,13 @@ class JobStore:
         ]
 
     @_translating
-    def segment_count(self, job_id: int) -> int:
-        Segment_ = self.m.Segment
-        return Segment_.select().where(Segment_.job == job_id).count()
-
-    @_translating
-    def recent_tokens(self, job_id: int, max_tokens: int = 223) -> list[int]:
-        """The decoder's last tokens so far: its context when a job continues."""
+    def recent_tokens(self, job_id: int, part_index: int, max_tokens: int = 223) -> list[int]:
+        """The decoder's last tokens in a part so far: its context when the part continues."""
         Segment_ = self.m.Segment
         collected: list[int] = []
         query = (
             Segment_.select(Segment_.tokens)
-            .where((Segment_.job == job_id) & Segment_.tokens.is_null(False))
+            .where((Segment_.job == job_id) & (Segment_.part == part_index) & Segment_.tokens.is_null(False))
             .order_by(Segment_.idx.desc())
             .tuples()
         )
@@ -665,6 +807,7 @@ class JobStore:
         Run = self.m.Run
         return [
             dict(
+                part=row.part,
                 attempt=row.attempt,
                 pid=row.pid,
                 started_at=row.started_at,

@@ -12,7 +12,7 @@ from peewee import AutoField, FloatField, ForeignKeyField, IntegerField, Model, 
 
 
 def build_models(db: SqliteDatabase) -> SimpleNamespace:
-    """Model classes bound to ``db``: ``User``, ``Job``, ``Segment``, ``Run``, ``Setting``."""
+    """Model classes bound to ``db``: ``User``, ``Job``, ``Segment``, ``Part``, ``Run``, ``Setting``."""
 
     class BaseModel(Model):
         class Meta:
@@ -66,15 +66,32 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         text = TextField()
         words = TextField(null=True)
         tokens = TextField(null=True)  # the decoder's tokens: its context when a job continues
+        part = IntegerField(default=0)
 
         class Meta:
             table_name = "segment"
 
-    class Run(BaseModel):
-        """One attempt at a job: where it started and how far it got."""
+    class Part(BaseModel):
+        """A stretch of a job's audio decoded as one stream; a long job has several, decoded in parallel."""
 
         id = AutoField()
         job = ForeignKeyField(Job, column_name="job_id", on_delete="CASCADE")
+        idx = IntegerField()
+        start_seconds = FloatField()
+        end_seconds = FloatField()
+        processed_seconds = FloatField()
+        speed = FloatField(null=True)
+        status = TextField()
+
+        class Meta:
+            table_name = "part"
+
+    class Run(BaseModel):
+        """One attempt at one part of a job: where it started and how far it got."""
+
+        id = AutoField()
+        job = ForeignKeyField(Job, column_name="job_id", on_delete="CASCADE")
+        part = IntegerField(default=0)
         attempt = IntegerField()
         pid = IntegerField()
         started_at = FloatField()
@@ -94,4 +111,4 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         class Meta:
             table_name = "setting"
 
-    return SimpleNamespace(User=User, Job=Job, Segment=Segment, Run=Run, Setting=Setting)
+    return SimpleNamespace(User=User, Job=Job, Segment=Segment, Part=Part, Run=Run, Setting=Setting)
