@@ -1,7 +1,7 @@
 """Benchmarks: transcriber's engine against plain faster-whisper, in one run, on the same files.
 
     python benchmarks/run.py                  # every suite
-    python benchmarks/run.py --suite clips    # one suite (clips, long)
+    python benchmarks/run.py --suite clips    # one suite: clips, long, queue, estimates, multilingual
 
 Files come from ../shared/corpus (real speech with reference transcripts); long files are
 built by joining its English clips. Every configuration runs in a process of its own
@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,18 +98,23 @@ def load_manifest(corpus: Path) -> dict[str, dict]:
     return {entry["file"]: entry for entry in json.loads(manifest.read_text())}
 
 
-def build_long_file(corpus: Path, manifest: dict, minutes: float, out: Path) -> tuple[str, str]:
-    """Join the English clips (1 s apart) until ``minutes`` long; returns (path, reference)."""
+def build_long_file(corpus: Path, manifest: dict, minutes: float, out: Path, rotate: int = 0) -> tuple[str, str]:
+    """Join the English clips (1 s apart, starting with clip ``rotate``) until ``minutes`` long.
+
+    Returns:
+        (path, reference text).
+    """
     import numpy as np
     import soundfile as sf
 
     from transcriber.audio.decode import AudioStream
 
-    path = out / f"long-{minutes:g}min.flac"
+    path = out / f"long-{minutes:g}min-{rotate}.flac"
     reference_path = path.with_suffix(".txt")
     if path.is_file() and reference_path.is_file():
         return str(path), reference_path.read_text()
-    clips = [(np.concatenate(list(AudioStream(corpus / name).blocks())), manifest[name]["reference"]) for name in ENGLISH_CLIPS]
+    names = ENGLISH_CLIPS[rotate:] + ENGLISH_CLIPS[:rotate]
+    clips = [(np.concatenate(list(AudioStream(corpus / name).blocks())), manifest[name]["reference"]) for name in names]
     pause = np.zeros(16000, dtype=np.float32)
     target = int(minutes * 60 * 16000)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,27 +132,136 @@ def build_long_file(corpus: Path, manifest: dict, minutes: float, out: Path) -> 
     return str(path), " ".join(references)
 
 
+PRESETS = ("fast", "balanced", "accurate")
+
+
 def suite_clips(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """The English corpus clips one after another: plain faster-whisper's modes against the engine's presets."""
     files = [str(corpus / name) for name in ENGLISH_CLIPS if (corpus / name).is_file()]
     references = {path: manifest[Path(path).name]["reference"] for path in files}
     rows = [
-        make_row("clips", "plain faster-whisper, tiny.en, beam 5, no VAD", run_worker("plain", files), references),
-        make_row("clips", "transcriber engine, tiny.en, same decoding", run_worker("engine", files, "--preset", "balanced"), references),
+        make_row("clips", "plain, beam 5, no VAD (library default)", run_worker("plain", files), references),
+        make_row("clips", "plain, beam 5, VAD", run_worker("plain", files, "--vad"), references),
+        make_row("clips", "plain, batched (8), VAD", run_worker("plain", files, "--batched", "8", "--vad"), references),
     ]
+    for preset in PRESETS:
+        rows.append(make_row("clips", f"transcriber, preset {preset}", run_worker("engine", files, "--preset", preset), references))
     return rows
 
 
 def suite_long(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """One long file (default 60 min) and a 5-minute one: speed, WER and whether memory stays flat."""
     path, reference = build_long_file(corpus, manifest, args.long_minutes, out)
-    references = {path: reference}
+    short, short_reference = build_long_file(corpus, manifest, 5, out)
     minutes = f"{args.long_minutes:g} min"
+    rows = [
+        make_row("long", f"plain, beam 5, {minutes}", run_worker("plain", [path]), {path: reference}),
+        make_row("long", "plain, beam 5, 5 min", run_worker("plain", [short]), {short: short_reference}),
+    ]
+    for preset in ("fast", "balanced"):
+        rows.append(
+            make_row("long", f"transcriber {preset}, {minutes}", run_worker("engine", [path], "--preset", preset), {path: reference})
+        )
+    rows.append(make_row("long", "transcriber balanced, 5 min", run_worker("engine", [short]), {short: short_reference}))
+    return rows
+
+
+def suite_queue(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """Many short files against one file of the same total length: is anything wasted between jobs?"""
+    files = [str(corpus / name) for name in ENGLISH_CLIPS if (corpus / name).is_file()]
+    references = {path: manifest[Path(path).name]["reference"] for path in files}
+    total = sum(_duration(path) for path in files) / 60
+    joined, joined_reference = build_long_file(corpus, manifest, round(total, 2), out)
     return [
-        make_row("long", f"plain faster-whisper, {minutes} file", run_worker("plain", [path]), references),
-        make_row("long", f"transcriber engine, {minutes} file", run_worker("engine", [path]), references),
+        make_row("queue", f"transcriber, {len(files)} short files", run_worker("engine", files), references),
+        make_row("queue", f"transcriber, the same {total:.1f} min as one file", run_worker("engine", [joined]), {joined: joined_reference}),
     ]
 
 
-SUITES = {"clips": suite_clips, "long": suite_long}
+def _duration(path: str) -> float:
+    from transcriber.audio.decode import probe
+
+    return probe(path).duration_seconds
+
+
+def suite_estimates(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """Files of 5 to 10 minutes, one at a time: estimate before start and at 10% against the real time."""
+    files = []
+    for index, minutes in enumerate((5, 7.5, 10, 6)):
+        path, _ = build_long_file(corpus, manifest, minutes, out, rotate=index * 3)
+        files.append(path)
+    result = run_worker("estimates", files)
+    rows = []
+    for entry in result["estimates"]:
+        before = entry["estimate_before"]
+        at_10 = entry["estimate_at_10"]
+        actual = entry["actual"]
+        rows.append(
+            Row(
+                suite="estimates",
+                label=f"{entry['duration'] / 60:.1f} min file: actual {actual:.0f} s, "
+                f"before start {before:.0f} s ({(before - actual) / actual * 100:+.0f}%), "
+                f"at 10% {at_10:.0f} s ({(at_10 - actual) / actual * 100:+.0f}%)",
+                audio_seconds=entry["duration"],
+                wall_seconds=actual,
+                peak_rss_mb=result["peak_rss_mb"],
+                wer=None,
+                extra=entry,
+            )
+        )
+    return rows
+
+
+NON_ENGLISH = ["es", "de", "fr", "it", "pt", "ja", "ko", "ru"]
+_NO_SPACES = {"ja", "ko"}  # scored by characters
+
+
+def suite_multilingual(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """The multilingual base model with language detection on the corpus's non-English clips."""
+    from transcriber.engine import models
+
+    if models.joined_base_model(Path(tempfile.gettempdir()) / "transcriber-bench-models") is None:
+        print("skipping multilingual: the base model packages are not installed", file=sys.stderr)
+        return []
+    files = [str(corpus / name) for name, entry in manifest.items() if entry["lang"] != "en"]
+    plain = run_worker("plain", files, "--model", "base")
+    ours = run_worker("engine", files, "--model", "base")
+    rows = []
+    for label, result in (("plain, base, beam 5", plain), ("transcriber, base", ours)):
+        for language in NON_ENGLISH:
+            chosen = [path for path in files if manifest[Path(path).name]["lang"] == language]
+            if not chosen:
+                continue
+            errors = units = 0
+            detected = []
+            for path in chosen:
+                reference = manifest[Path(path).name]["reference"]
+                scorer = char_errors if language in _NO_SPACES else word_errors
+                e, u = scorer(reference, result["texts"].get(path, ""))
+                errors += e
+                units += u
+                detected.append(result["per_file"][path]["language"])
+            metric = "CER" if language in _NO_SPACES else "WER"
+            rows.append(
+                Row(
+                    suite="multilingual",
+                    label=f"{label}: {language} ({len(chosen)} clips, {metric}; detected {','.join(detected)})",
+                    audio_seconds=sum(_duration(path) for path in chosen),
+                    wall_seconds=sum(result["per_file"][path]["seconds"] for path in chosen),
+                    peak_rss_mb=result["peak_rss_mb"],
+                    wer=errors / max(1, units),
+                )
+            )
+    return rows
+
+
+SUITES = {
+    "clips": suite_clips,
+    "long": suite_long,
+    "queue": suite_queue,
+    "estimates": suite_estimates,
+    "multilingual": suite_multilingual,
+}
 
 
 def render(rows: list[Row]) -> str:
@@ -180,7 +295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", action="append", choices=list(SUITES), help="run only these suites")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--long-minutes", type=float, default=20.0)
+    parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args()
     manifest = load_manifest(args.corpus)

@@ -80,10 +80,7 @@ def run_engine(args) -> dict:
     if refused:
         raise SystemExit("refused: " + "; ".join(refused))
     started = time.perf_counter()
-    if args.workers > 1:
-        _run_with_qt(engine)
-    else:
-        engine.run_until_idle()
+    _run_with_qt(engine)
     wall = time.perf_counter() - started
     pool.release(settings)
     texts, per_file, audio_seconds = {}, {}, 0.0
@@ -106,6 +103,75 @@ def run_engine(args) -> dict:
     }
 
 
+def run_estimates(args) -> dict:
+    """Run files one at a time through the engine; record the estimates it gave and the real times.
+
+    For each file: the estimate before it starts (from the speed history of the jobs before
+    it, or the default), the estimate at 10% progress (elapsed + eta), and the actual time.
+    """
+    import threading
+
+    from PySide6.QtCore import QCoreApplication
+
+    from transcriber.engine.core import Engine
+    from transcriber.engine.models import ModelPool
+    from transcriber.engine.qt import EngineRunner
+    from transcriber.jobs import JobOptions, JobStatus
+    from transcriber.store import JobStore
+
+    data = Path(tempfile.mkdtemp(prefix="transcriber-bench-"))
+    store = JobStore.open(data / "transcriber.db")
+    store.set_setting("workers", str(args.workers))
+    store.set_setting("auto_export", "false")
+    store.set_setting("max_file_size_mb", "100000")
+    pool = ModelPool(Path(tempfile.gettempdir()) / "transcriber-bench-models", workers=args.workers, idle_seconds=3600)
+    engine = Engine(store, pool, default_export_dir=data / "exports")
+    settings, _ = pool.acquire(args.model)
+    app = QCoreApplication.instance() or QCoreApplication([])
+    runner = EngineRunner(engine, poll_ms=100)
+    runner.idle.connect(app.quit)
+    results = []
+    for file in args.files:
+        (intake,) = engine.add([file], user="bench", options=JobOptions(model=args.model, preset=args.preset))
+        job_id = intake.job.id
+        (queued,) = engine.with_estimates([store.require_job(job_id)])
+        before = queued.eta_seconds
+        record: dict = {}
+
+        def watch() -> None:
+            while True:
+                job = store.get_job(job_id)
+                if job.status is JobStatus.RUNNING and "start" not in record:
+                    record["start"] = time.perf_counter()
+                if job.status is JobStatus.RUNNING and job.progress >= 0.10 and job.eta_seconds is not None:
+                    record["at_10"] = time.perf_counter() - record["start"] + job.eta_seconds
+                    record["progress"] = job.progress
+                    return
+                if job.status.is_final:
+                    return
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        started = time.perf_counter()
+        runner.start()
+        app.exec()
+        watcher.join()
+        actual = time.perf_counter() - record.get("start", started)
+        results.append(
+            {
+                "file": file,
+                "duration": store.require_job(job_id).duration_seconds,
+                "estimate_before": before,
+                "estimate_at_10": record.get("at_10"),
+                "actual": actual,
+            }
+        )
+    runner.stop()
+    pool.release(settings)
+    return {"texts": {}, "estimates": results, "wall_seconds": 0.0, "audio_seconds": 0.0}
+
+
 def _run_with_qt(engine) -> None:
     from PySide6.QtCore import QCoreApplication
 
@@ -121,7 +187,7 @@ def _run_with_qt(engine) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["plain", "engine"])
+    parser.add_argument("mode", choices=["plain", "engine", "estimates"])
     parser.add_argument("--files", nargs="+", required=True)
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--language", default="")
@@ -130,9 +196,9 @@ def main() -> None:
     parser.add_argument("--batched", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--preset", default="balanced")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    result = run_plain(args) if args.mode == "plain" else run_engine(args)
+    result = {"plain": run_plain, "engine": run_engine, "estimates": run_estimates}[args.mode](args)
     result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 

@@ -339,7 +339,6 @@ def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, mo
     from PySide6.QtCore import QCoreApplication
 
     from transcriber.engine.qt import EngineRunner
-    from transcriber.jobs import PartStatus
 
     app = QCoreApplication.instance() or QCoreApplication([])
     engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=2.0, delay=0.02))
@@ -350,18 +349,26 @@ def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, mo
     job_id = result.job.id
     _run_until(app, lambda: len(engine.store.running_parts()) == 2)
     parts = engine.store.parts(job_id)
-    assert len(parts) == 2
-    cut = parts[0].end
-    assert abs(cut - round(cut / 20) * 20) < 0.6  # at a pause, not mid-sound
-    _run_until(app, lambda: all(p.processed_seconds > p.start for p in engine.store.parts(job_id)))
+    assert len(parts) == 3
+    for part in parts[1:]:
+        assert abs(part.start - round(part.start / 20) * 20) < 0.6  # cut at a pause, not mid-sound
+    try:
+        _pause_and_resume(app, engine, runner, job_id, parts)
+    finally:
+        runner.stop()
+
+
+def _pause_and_resume(app, engine, runner, job_id, parts):
+    from transcriber.jobs import PartStatus
+
+    _run_until(app, lambda: all(p.processed_seconds > p.start for p in engine.store.parts(job_id)[:2]))
     engine.pause(job_id)
     _run_until(app, lambda: not runner.busy)
     assert all(part.status is PartStatus.PENDING for part in engine.store.parts(job_id))
     paused_at = [part.processed_seconds for part in engine.store.parts(job_id)]
-    assert paused_at[0] > 0 and paused_at[1] > cut
+    assert paused_at[0] > 0 and paused_at[1] > parts[1].start
     engine.resume(job_id)
     _run_until(app, lambda: engine.store.get_job(job_id).status is JobStatus.COMPLETED)
-    runner.stop()
     segments = engine.store.segments(job_id)
     assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(200.0, abs=0.01)
     assert all(a.end == pytest.approx(b.start) for a, b in zip(segments, segments[1:]))  # no gap, no overlap

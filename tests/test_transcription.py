@@ -135,12 +135,13 @@ def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, lo
     (job,) = engine.store.list_jobs()
     assert job.status is JobStatus.COMPLETED
     parts = engine.store.parts(job.id)
-    assert len(parts) == 2 and parts[0].end == parts[1].start
-    runs = engine.store.runs(job.id)
-    first, second = sorted(runs, key=lambda run: run["part"])
+    assert len(parts) >= 2 and all(a.end == b.start for a, b in zip(parts, parts[1:]))
+    runs = sorted(engine.store.runs(job.id), key=lambda run: run["part"])
+    first, second = runs[0], runs[1]
     assert first["started_at"] < second["ended_at"] and second["started_at"] < first["ended_at"]  # side by side
     segments = engine.store.segments(job.id)
-    assert all(a.end <= b.start + 0.5 for a, b in zip(segments, segments[1:]))
+    overlaps = [(a, b) for a, b in zip(segments, segments[1:]) if a.end > b.start + 0.5]
+    assert not overlaps, (parts, overlaps)
     assert word_error_rate(reference, engine.transcript(job.id).text) < 0.15
 
 

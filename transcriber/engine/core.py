@@ -479,7 +479,9 @@ class Engine:
         finished = False
         try:
             for piece in decoding:
-                segment = Segment(index=-1, start=piece.start, end=piece.end, text=piece.text, words=piece.words)
+                # A part's last window is cut at its end, but timestamps can overshoot it a little.
+                end = min(piece.end, part.end)
+                segment = Segment(index=-1, start=min(piece.start, end), end=end, text=piece.text, words=piece.words)
                 stored = commit([segment], piece.end, [piece.tokens])
                 if stored is None:
                     break  # paused, cancelled or removed from elsewhere

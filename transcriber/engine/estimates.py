@@ -20,7 +20,7 @@ DEFAULT_SPEEDS = {
 }
 FALLBACK_SPEED = 1.0
 # How much audio the prior speed counts for when blended with the live measurement.
-PRIOR_WEIGHT_SECONDS = 30.0
+PRIOR_WEIGHT_SECONDS = 10.0
 
 
 def default_speed(model: str) -> float:

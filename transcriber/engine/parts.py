@@ -28,7 +28,9 @@ def part_count(duration_seconds: float, streams: int) -> int:
     """How many parts to cut a job of this length into, for ``streams`` parallel decoders."""
     if streams <= 1 or duration_seconds < 2 * MIN_PART_SECONDS:
         return 1
-    wanted = max(streams, round(duration_seconds / PART_TARGET_SECONDS))
+    # At least two parts per stream, so a stream that finishes early takes over another's
+    # remaining work instead of idling while the slowest part ends.
+    wanted = max(2 * streams, round(duration_seconds / PART_TARGET_SECONDS))
     return int(max(1, min(wanted, duration_seconds // MIN_PART_SECONDS, MAX_PARTS)))
 
 

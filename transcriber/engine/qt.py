@@ -80,7 +80,10 @@ class _PartTask(QRunnable):
         except Exception:  # execute handles expected errors; never let one kill the pool thread
             log.exception("worker for job %d crashed", self._claim.job.id)
         finally:
-            self._done.emit(self._claim.run_id)
+            try:
+                self._done.emit(self._claim.run_id)
+            except RuntimeError:  # the runner was deleted without stop(): nobody is waiting
+                pass
 
 
 class EngineRunner(QObject):
