@@ -349,42 +349,54 @@ def test_an_unexpected_error_opens_a_report_dialog_and_the_engine_keeps_working(
 
 
 def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, sample_speech, tmp_path):
-    """A 10 ms timer in the GUI thread: the largest gap between its ticks is the worst stall a user would feel."""
+    """A 10 ms timer in the GUI thread: the largest gap between its ticks is the worst stall a user would feel.
+
+    The probe runs from launch. The figure asserted is the one while both jobs decode; the
+    one-time loading of the model (faster-whisper parses its tokenizer holding the GIL) is
+    measured and printed separately.
+    """
     from PySide6.QtCore import QTimer
 
     clips = [copy(sample_speech["long"], tmp_path, f"speech{n}.flac") for n in range(2)]
-    gui = make_gui(start=False)
-    gui.app.store.set_setting("workers", "2")
-    gui.start(clips)
-    view = None
-    qtbot.waitUntil(lambda: gui.window.summary.running == 2, timeout=60000)
-    view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []  # (gap, time of the tick)
     last = [time.perf_counter()]
 
     def tick():
         now = time.perf_counter()
-        gaps.append(now - last[0])
+        gaps.append((now - last[0], now))
         last[0] = now
 
     probe = QTimer()
     probe.setTimerType(Qt.TimerType.PreciseTimer)
     probe.timeout.connect(tick)
     probe.start(10)
-    both_running = []
+    gui = make_gui(start=False)
+    gui.app.store.set_setting("workers", "2")
+    gui.start(clips)
+    qtbot.waitUntil(lambda: gui.window.summary.running == 2, timeout=60000)
+    view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
+
+    def both_decoding() -> bool:
+        jobs = gui.window.model.jobs()
+        return len(jobs) == 2 and all(job.status is JobStatus.RUNNING and job.processed_seconds > 0 for job in jobs)
+
+    qtbot.waitUntil(both_decoding, timeout=60000)
+    decoding_from = time.perf_counter()
+    running_samples = []
 
     def measured() -> bool:
-        running = gui.window.summary.running
-        both_running.append(running == 2)
-        return len(gaps) > 1000 or running < 2
+        running_samples.append(gui.window.summary.running == 2)
+        return time.perf_counter() - decoding_from > 10 or gui.window.summary.running < 2
 
     qtbot.waitUntil(measured, timeout=60000)
     probe.stop()
-    largest = max(gaps[1:]) * 1000
+    loading = max(gap for gap, at in gaps[1:] if at <= decoding_from) * 1000
+    decoding = [gap for gap, at in gaps if at > decoding_from]
+    largest = max(decoding) * 1000
     progress = [job.processed_seconds for job in gui.app.store.list_jobs()]
-    print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(gaps)} ticks "
-          f"({sum(gaps):.1f} s) while two jobs transcribed (processed {progress} s)")
-    assert sum(both_running) > 0.8 * len(both_running) and sum(gaps) > 5
-    assert all(seconds > 0 for seconds in progress)  # both really transcribed meanwhile
+    print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(decoding)} ticks ({sum(decoding):.1f} s) while two "
+          f"jobs transcribed (at {progress} s of audio); {loading:.1f} ms during launch and model loading")
+    assert sum(running_samples) > 0.9 * len(running_samples) and sum(decoding) > 8
+    assert all(seconds > 30 for seconds in progress)  # both really transcribed meanwhile
     assert largest < 100
     assert view.model.rowCount() > 0

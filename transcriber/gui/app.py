@@ -178,8 +178,11 @@ class TranscriberGui(QObject):
         self.window.hide()
         self.tray.hide()
         stopped = self.host.stop(self.stop_timeout_ms)
-        self.tasks.wait(5000)
+        self.tasks.close(5000)
         self.window.close()
+        # Delete the widgets while QApplication exists, not in Python's garbage collection at exit.
+        self.tray.menu.deleteLater()
+        self.window.deleteLater()
         self.app.close()
         self.exceptions.uninstall()
         log.info("window closed; workers stopped %s", "cleanly" if stopped else "late")

@@ -27,7 +27,7 @@ from ..app import App
 from ..audio.decode import MEDIA_EXTENSIONS
 from ..config import Settings
 from ..engine.core import IntakeResult
-from ..engine.qt import QtListener
+from ..engine.qt import QtListener, emit_signal
 from ..errors import TranscriberError
 from ..jobs import Job, JobStatus, Segment
 from .delegates import ProgressDelegate
@@ -329,7 +329,7 @@ class MainWindow(QMainWindow):
         accepted = [result.job.id for result in results if result.job is not None]
         if accepted:
             self.select_jobs(accepted[-1:])
-        self.files_added.emit(results)
+        emit_signal(self.files_added, results)
         self.refresh()
 
     def _on_add_failed(self, error: BaseException) -> None:
@@ -482,7 +482,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.app.store, self)
         if dialog.exec():
             self.settings = self.app.store.settings()
-            self.settings_changed.emit(self.settings)
+            emit_signal(self.settings_changed, self.settings)
 
     @Slot()
     def open_statistics(self):
@@ -490,6 +490,7 @@ class MainWindow(QMainWindow):
 
         if self._stats is None:
             self._stats = StatsWindow(self.app, self.tasks)
+            self._stats.destroyed.connect(lambda: setattr(self, "_stats", None))
         self._stats.reload()
         self._stats.show()
         self._stats.raise_()
@@ -554,7 +555,7 @@ class MainWindow(QMainWindow):
         if summary != self.summary:
             self.summary = summary
             self._show_summary(summary)
-            self.summary_changed.emit(summary)
+            emit_signal(self.summary_changed, summary)
 
     def _show_summary(self, summary: QueueSummary) -> None:
         self.summary_label.setText(summary.text())
@@ -569,7 +570,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def request_quit(self) -> None:
-        self.quit_requested.emit()
+        emit_signal(self.quit_requested)
 
     def allow_close(self) -> None:
         """The app is quitting: let closeEvent through."""
@@ -583,7 +584,7 @@ class MainWindow(QMainWindow):
         if self.settings.close_to_tray and self.tray_available():
             event.ignore()
             self.hide()
-            self.hidden_to_tray.emit()
+            emit_signal(self.hidden_to_tray)
             return
         pending = self.summary.running + self.summary.queued
         if pending:
@@ -599,7 +600,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         event.ignore()  # the composition root closes everything, this window included
-        self.quit_requested.emit()
+        emit_signal(self.quit_requested)
 
     def close_views(self) -> None:
         for window in list(self._transcripts.values()):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStyle, QVBoxLayout
 
+from ..engine.qt import emit_signal
+
 
 class NoticePanel(QFrame):
     """A list of messages the user can read at leisure and dismiss; hidden while empty."""
@@ -46,13 +48,13 @@ class NoticePanel(QFrame):
         self._list.scrollToBottom()
         self._update_title()
         self.show()
-        self.changed.emit()
+        emit_signal(self.changed)
 
     @Slot()
     def clear(self) -> None:
         self._list.clear()
         self.hide()
-        self.changed.emit()
+        emit_signal(self.changed)
 
     def _update_title(self) -> None:
         count = self._list.count()

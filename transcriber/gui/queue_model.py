@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
 from ..audio.decode import format_clock
+from ..engine.qt import emit_signal
 from ..jobs import Job, JobStatus
 
 # Custom roles: the delegate and the proxy read raw values instead of display text.
@@ -201,7 +202,7 @@ class JobTableModel(QAbstractTableModel):
         if current == job or (not force and job.updated_at < current.updated_at):
             return
         self._jobs[row] = job
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        emit_signal(self.dataChanged, self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def remove_job(self, job_id: int) -> None:
         if job_id in self._rows:

@@ -16,6 +16,8 @@ from typing import Sequence
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+from ..engine.qt import emit_signal
+
 log = logging.getLogger(__name__)
 
 _TIMEOUT_MS = 3000
@@ -94,7 +96,7 @@ class InstanceServer(QObject):
         socket.write(b"ok\n" if files is not None else b"error\n")
         socket.flush()
         if files is not None:
-            self.files_received.emit(files)
+            emit_signal(self.files_received, files)
 
     def _forget(self, socket: QLocalSocket) -> None:
         self._buffers.pop(socket, None)

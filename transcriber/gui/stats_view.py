@@ -56,6 +56,7 @@ class StatsWindow(QWidget):
         self.document: dict | None = None
         self.setWindowTitle("transcriber — statistics")
         self.setWindowIcon(app_icon())
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(960, 640)
         self.models_table = QTableWidget(0, 5)
         self.models_table.setHorizontalHeaderLabels(["Model", "Jobs", "Audio (h)", "Mean processing (min)", "Speed (× real time)"])

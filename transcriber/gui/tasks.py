@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from ..engine.qt import emit_signal
+
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
@@ -32,9 +34,9 @@ class _Task(QRunnable):
         try:
             result = self._work()
         except BaseException as error:  # handed to the GUI thread, which decides what to show
-            self._channel.task_failed.emit(self._task_id, error, sys.exc_info()[2])
+            emit_signal(self._channel.task_failed, self._task_id, error, sys.exc_info()[2])
         else:
-            self._channel.task_done.emit(self._task_id, result)
+            emit_signal(self._channel.task_done, self._task_id, result)
         finally:
             if self._cleanup is not None:
                 try:
@@ -62,6 +64,7 @@ class TaskRunner(QObject):
         self._cleanup = cleanup
         self._ids = itertools.count(1)
         self._callbacks: dict[int, tuple[Callback | None, Callback | None]] = {}
+        self._closed = False
         self.task_done.connect(self._on_done)
         self.task_failed.connect(self._on_failed)
 
@@ -75,12 +78,16 @@ class TaskRunner(QObject):
         Without ``on_error``, an exception goes to ``sys.excepthook`` (the error dialog).
         """
         task_id = next(self._ids)
+        if self._closed:
+            return task_id  # quitting: nothing new starts
         self._callbacks[task_id] = (on_done, on_error)
         self._pool.start(_Task(task_id, work, self, self._cleanup))
         return task_id
 
-    def wait(self, timeout_ms: int = 30000) -> bool:
-        """Wait for running tasks (at quit); their callbacks are dropped."""
+    def close(self, timeout_ms: int = 30000) -> bool:
+        """Wait for running tasks (at quit) and drop their callbacks: the widgets they would update are going away."""
+        self._closed = True
+        self._callbacks.clear()
         return self._pool.waitForDone(timeout_ms)
 
     @Slot(int, object)
@@ -91,6 +98,8 @@ class TaskRunner(QObject):
 
     @Slot(int, object, object)
     def _on_failed(self, task_id: int, error: BaseException, trace) -> None:
+        if self._closed:
+            return
         _, on_error = self._callbacks.pop(task_id, (None, None))
         if on_error is not None:
             on_error(error)

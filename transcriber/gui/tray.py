@@ -6,6 +6,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from ..engine.qt import emit_signal
 from ..jobs import Job, JobStatus
 from .icons import app_icon
 from .queue_model import QueueSummary
@@ -90,11 +91,11 @@ class Tray(QObject):
     @Slot()
     def _on_message_clicked(self) -> None:
         if self._last_notified is not None:
-            self.transcript_requested.emit(self._last_notified)
+            emit_signal(self.transcript_requested, self._last_notified)
         else:
-            self.show_requested.emit()
+            emit_signal(self.show_requested)
 
     @Slot(QSystemTrayIcon.ActivationReason)
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
-            self.show_requested.emit()
+            emit_signal(self.show_requested)
