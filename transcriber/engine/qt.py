@@ -6,10 +6,8 @@ the GUI thread as queued calls, so a window can connect to them directly.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
@@ -17,42 +15,6 @@ from ..jobs import Job, JobStatus, Segment
 from .core import Engine
 
 log = logging.getLogger(__name__)
-
-
-class _Probe(QObject):
-    fired = Signal()
-
-
-def _emit_drops_a_reference() -> bool:
-    """Whether ``SignalInstance.emit()`` returns a reference it does not own (PySide6 6.12.0 does).
-
-    Python then releases a reference to ``True`` it never took, once per emit, and after a
-    few thousand signals (an hour of progress updates) the interpreter aborts with
-    "bool_dealloc: deallocating True or False".
-    """
-    probe, count = _Probe(), 64
-    before = sys.getrefcount(True)
-    for _ in range(count):
-        probe.fired.emit()
-    dropped = before - sys.getrefcount(True)
-    if dropped >= count // 2:  # other threads may move the count a little; the bug moves it by one per emit
-        for _ in range(count):
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))  # give back what the probe took
-        return True
-    return False
-
-
-_EMIT_DROPS_A_REFERENCE = _emit_drops_a_reference()
-
-
-def emit_signal(signal: Any, *args: Any) -> None:
-    """``signal.emit(*args)``, balancing the reference PySide6 6.12.0's emit() fails to take.
-
-    Every signal emitted from Python in this program goes through here.
-    """
-    result = signal.emit(*args)
-    if _EMIT_DROPS_A_REFERENCE and (result is True or result is False):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(result))
 
 
 class QtListener(QObject):
@@ -64,16 +26,16 @@ class QtListener(QObject):
     engine_error = Signal(str)
 
     def on_job_changed(self, job: Job) -> None:
-        emit_signal(self.job_changed, job)
+        self.job_changed.emit(job)
 
     def on_segments_added(self, job: Job, segments: Sequence[Segment]) -> None:
-        emit_signal(self.segments_added, job, list(segments))
+        self.segments_added.emit(job, list(segments))
 
     def on_job_finished(self, job: Job) -> None:
-        emit_signal(self.job_finished, job)
+        self.job_finished.emit(job)
 
     def on_engine_error(self, message: str) -> None:
-        emit_signal(self.engine_error, message)
+        self.engine_error.emit(message)
 
 
 class _ListenerAdapter:
@@ -117,7 +79,7 @@ class _JobTask(QRunnable):
         except Exception:  # execute handles expected errors; never let one kill the pool thread
             log.exception("worker for job %d crashed", self._job.id)
         finally:
-            emit_signal(self._done, self._job.id)
+            self._done.emit(self._job.id)
 
 
 class EngineRunner(QObject):
@@ -177,7 +139,7 @@ class EngineRunner(QObject):
             if self._active:
                 self.engine.refresh_estimates()
         if not self._active and not self.engine.store.queued_jobs():
-            emit_signal(self.idle)
+            self.idle.emit()
 
     @Slot(int)
     def _on_task_done(self, job_id: int) -> None:

@@ -7,6 +7,7 @@ engine start dispatching (models load on the workers, when a job needs one).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -88,6 +89,11 @@ class TranscriberGui(QObject):
     def start(self, files: Sequence[str] = ()) -> None:
         """Listen for later launches, show the window and the tray, then start the engine."""
         self.server.listen()
+        # Everything alive now (Qt, numpy, PyAV, the window) lives as long as the app: keep
+        # the garbage collector from walking it again, or each full collection freezes the
+        # window for a tenth of a second or more.
+        gc.collect()
+        gc.freeze()
         self.window.show()
         self.tray.show()
         self.tray.set_summary(self.window.summary)
@@ -185,6 +191,7 @@ class TranscriberGui(QObject):
         self.window.deleteLater()
         self.app.close()
         self.exceptions.uninstall()
+        gc.unfreeze()
         log.info("window closed; workers stopped %s", "cleanly" if stopped else "late")
         return stopped
 

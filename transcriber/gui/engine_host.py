@@ -7,7 +7,7 @@ import logging
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..engine.core import Engine
-from ..engine.qt import EngineRunner, emit_signal
+from ..engine.qt import EngineRunner
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class _Service(QObject):
     def start(self) -> None:
         self.runner = EngineRunner(self._engine, poll_ms=self._poll_ms, parent=self)
         recovered = self.runner.start()
-        emit_signal(self.started, recovered)
+        self.started.emit(recovered)
 
     @Slot(int)
     def stop(self, timeout_ms: int) -> None:
@@ -76,7 +76,7 @@ class EngineHost(QObject):
         """
         if not self._running:
             return True
-        emit_signal(self._stop_requested, timeout_ms)
+        self._stop_requested.emit(timeout_ms)
         self._thread.quit()
         self._thread.wait()
         self._running = False

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,14 +27,14 @@ from ..app import App
 from ..audio.decode import MEDIA_EXTENSIONS
 from ..config import Settings
 from ..engine.core import IntakeResult
-from ..engine.qt import QtListener, emit_signal
+from ..engine.qt import QtListener
 from ..errors import TranscriberError
 from ..jobs import Job, JobStatus, Segment
 from .delegates import ProgressDelegate
 from .dialogs import ExportDialog, show_about
 from .icons import app_icon, themed
 from .notices import NoticePanel
-from .queue_model import COLUMN, JOB_ROLE, SORT_ROLE, JobTableModel, QueueSummary, summarise
+from .queue_model import COLUMN, JOB_ROLE, JobTableModel, QueueSummary, summarise
 from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -98,19 +98,13 @@ class MainWindow(QMainWindow):
         self.resize(1100, 560)
 
         self.model = JobTableModel(self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.proxy.setDynamicSortFilter(True)
         self.table = QTableView()
-        self.table.setModel(self.proxy)
+        self.table.setModel(self.model)  # no sorting proxy: each one doubles the Python calls of a repaint
         self.table.setItemDelegateForColumn(COLUMN["progress"], ProgressDelegate(self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # added order until a header is clicked
         self.table.verticalHeader().hide()
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -259,7 +253,7 @@ class MainWindow(QMainWindow):
 
     def selected_jobs(self) -> list[Job]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        jobs = [self.proxy.index(row, 0).data(JOB_ROLE) for row in rows]
+        jobs = [self.model.job_at(row) for row in rows]
         return [job for job in jobs if job is not None]
 
     def select_jobs(self, job_ids: Iterable[int]) -> None:
@@ -268,7 +262,7 @@ class MainWindow(QMainWindow):
         for job_id in job_ids:
             row = self.model.row_of(job_id)
             if row is not None:
-                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                index = self.model.index(row, 0)
                 selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
                 self.table.scrollTo(index)
 
@@ -321,15 +315,14 @@ class MainWindow(QMainWindow):
     def _on_added(self, results: list[IntakeResult]) -> None:
         self._adding -= 1
         self._show_activity()
+        self.notices.add_many([str(result.refusal) for result in results if result.refusal is not None])
         for result in results:
-            if result.refusal is not None:
-                self.notices.add(str(result.refusal))
-            elif result.job is not None:
+            if result.job is not None:
                 self.model.update_job(result.job)
         accepted = [result.job.id for result in results if result.job is not None]
         if accepted:
             self.select_jobs(accepted[-1:])
-        emit_signal(self.files_added, results)
+        self.files_added.emit(results)
         self.refresh()
 
     def _on_add_failed(self, error: BaseException) -> None:
@@ -482,7 +475,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.app.store, self)
         if dialog.exec():
             self.settings = self.app.store.settings()
-            emit_signal(self.settings_changed, self.settings)
+            self.settings_changed.emit(self.settings)
 
     @Slot()
     def open_statistics(self):
@@ -555,7 +548,7 @@ class MainWindow(QMainWindow):
         if summary != self.summary:
             self.summary = summary
             self._show_summary(summary)
-            emit_signal(self.summary_changed, summary)
+            self.summary_changed.emit(summary)
 
     def _show_summary(self, summary: QueueSummary) -> None:
         self.summary_label.setText(summary.text())
@@ -570,7 +563,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def request_quit(self) -> None:
-        emit_signal(self.quit_requested)
+        self.quit_requested.emit()
 
     def allow_close(self) -> None:
         """The app is quitting: let closeEvent through."""
@@ -584,7 +577,7 @@ class MainWindow(QMainWindow):
         if self.settings.close_to_tray and self.tray_available():
             event.ignore()
             self.hide()
-            emit_signal(self.hidden_to_tray)
+            self.hidden_to_tray.emit()
             return
         pending = self.summary.running + self.summary.queued
         if pending:
@@ -600,7 +593,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         event.ignore()  # the composition root closes everything, this window included
-        emit_signal(self.quit_requested)
+        self.quit_requested.emit()
 
     def close_views(self) -> None:
         for window in list(self._transcripts.values()):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStyle, QVBoxLayout
 
-from ..engine.qt import emit_signal
-
 
 class NoticePanel(QFrame):
     """A list of messages the user can read at leisure and dismiss; hidden while empty."""
@@ -20,7 +18,10 @@ class NoticePanel(QFrame):
         self.setStyleSheet("#notices { background: #fff4e5; border: 1px solid #f0c36d; border-radius: 4px; }")
         self._title = QLabel()
         self._list = QListWidget()
-        self._list.setWordWrap(True)
+        # One line per message (the tooltip holds all of it): wrapped items make every
+        # addition re-measure the whole list, which stalls the window after hundreds of refusals.
+        self._list.setUniformItemSizes(True)
+        self._list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._list.setMaximumHeight(110)
         self._list.setStyleSheet("QListWidget { background: transparent; border: none; }")
         dismiss = QPushButton("Dismiss")
@@ -39,22 +40,29 @@ class NoticePanel(QFrame):
         return [self._list.item(row).text() for row in range(self._list.count())]
 
     def add(self, message: str, *, error: bool = True) -> None:
+        self.add_many([message], error=error)
+
+    def add_many(self, messages: list[str], *, error: bool = True) -> None:
+        if not messages:
+            return
         icon = self.style().standardIcon(
             QStyle.StandardPixmap.SP_MessageBoxWarning if error else QStyle.StandardPixmap.SP_MessageBoxInformation
         )
-        item = QListWidgetItem(icon, message)
-        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-        self._list.addItem(item)
+        for message in messages:
+            item = QListWidgetItem(icon, message)
+            item.setToolTip(message)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self._list.addItem(item)
         self._list.scrollToBottom()
         self._update_title()
         self.show()
-        emit_signal(self.changed)
+        self.changed.emit()
 
     @Slot()
     def clear(self) -> None:
         self._list.clear()
         self.hide()
-        emit_signal(self.changed)
+        self.changed.emit()
 
     def _update_title(self) -> None:
         count = self._list.count()

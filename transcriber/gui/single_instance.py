@@ -16,7 +16,6 @@ from typing import Sequence
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from ..engine.qt import emit_signal
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def hand_over(name: str, files: Sequence[str]) -> bool:
         return False
     message = json.dumps({"files": [str(Path(f).absolute()) for f in files]}) + "\n"
     socket.write(message.encode())
-    socket.flush()
+    socket.waitForBytesWritten(_TIMEOUT_MS)
     answered = socket.waitForReadyRead(_TIMEOUT_MS) and bytes(socket.readAll().data()).strip() == b"ok"
     socket.disconnectFromServer()
     return answered
@@ -96,8 +95,8 @@ class InstanceServer(QObject):
         socket.write(b"ok\n" if files is not None else b"error\n")
         socket.flush()
         if files is not None:
-            emit_signal(self.files_received, files)
+            self.files_received.emit(files)
 
     def _forget(self, socket: QLocalSocket) -> None:
-        self._buffers.pop(socket, None)
-        socket.deleteLater()
+        if self._buffers.pop(socket, None) is not None:
+            socket.deleteLater()

@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
+import threading
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from ..engine.qt import emit_signal
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
+
+
+_LOWERED: set[int] = set()
+
+
+def _lower_priority() -> None:
+    """Give this pool thread a lower CPU priority than the GUI thread (Linux: threads have their own nice value).
+
+    On a busy machine the window then wins the CPU over background intake and reads.
+    """
+    native = threading.get_native_id()
+    if native in _LOWERED or not sys.platform.startswith("linux"):
+        return
+    _LOWERED.add(native)
+    try:
+        os.setpriority(os.PRIO_PROCESS, native, min(19, os.getpriority(os.PRIO_PROCESS, native) + 5))
+    except OSError:
+        pass
 
 
 class _Task(QRunnable):
@@ -31,12 +50,13 @@ class _Task(QRunnable):
         self._cleanup = cleanup
 
     def run(self) -> None:
+        _lower_priority()
         try:
             result = self._work()
         except BaseException as error:  # handed to the GUI thread, which decides what to show
-            emit_signal(self._channel.task_failed, self._task_id, error, sys.exc_info()[2])
+            self._channel.task_failed.emit(self._task_id, error, sys.exc_info()[2])
         else:
-            emit_signal(self._channel.task_done, self._task_id, result)
+            self._channel.task_done.emit(self._task_id, result)
         finally:
             if self._cleanup is not None:
                 try:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from ..app import App
 from ..audio.decode import format_clock
-from ..engine.qt import QtListener, emit_signal
+from ..engine.qt import QtListener
 from ..errors import TranscriberError
 from ..export import render
 from ..jobs import Job, JobStatus, Segment, Transcript
@@ -94,7 +94,7 @@ class SegmentModel(QAbstractTableModel):
         if text == segment.text.strip():
             return False
         self.replace_text(index.row(), text)
-        emit_signal(self.text_edited, segment.index, text)
+        self.text_edited.emit(segment.index, text)
         return True
 
     # ------------------------------------------------------------------
@@ -109,7 +109,7 @@ class SegmentModel(QAbstractTableModel):
         from dataclasses import replace
 
         self._segments[row] = replace(self._segments[row], text=text)
-        emit_signal(self.dataChanged, self.index(row, self.TEXT), self.index(row, self.TEXT))
+        self.dataChanged.emit(self.index(row, self.TEXT), self.index(row, self.TEXT))
 
     def merge(self, segments: Sequence[Segment]) -> None:
         """Add segments not shown yet (live ones may arrive before or after the initial load)."""
@@ -136,13 +136,13 @@ class SegmentModel(QAbstractTableModel):
     def set_current(self, row: int | None) -> None:
         previous, self.current_row = self.current_row, row
         for changed in {previous, row} - {None}:
-            emit_signal(self.dataChanged, self.index(changed, 0), self.index(changed, 1))
+            self.dataChanged.emit(self.index(changed, 0), self.index(changed, 1))
 
     def set_matches(self, rows: set[int]) -> None:
         changed = self.matches ^ rows
         self.matches = rows
         for row in changed:
-            emit_signal(self.dataChanged, self.index(row, 0), self.index(row, 1))
+            self.dataChanged.emit(self.index(row, 0), self.index(row, 1))
 
 
 class TranscriptWindow(QWidget):
@@ -415,5 +415,5 @@ class TranscriptWindow(QWidget):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self._player is not None:
             self._player.stop()
-        emit_signal(self.closed)
+        self.closed.emit()
         super().closeEvent(event)

@@ -6,7 +6,6 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from ..engine.qt import emit_signal
 from ..jobs import Job, JobStatus
 from .icons import app_icon
 from .queue_model import QueueSummary
@@ -91,11 +90,11 @@ class Tray(QObject):
     @Slot()
     def _on_message_clicked(self) -> None:
         if self._last_notified is not None:
-            emit_signal(self.transcript_requested, self._last_notified)
+            self.transcript_requested.emit(self._last_notified)
         else:
-            emit_signal(self.show_requested)
+            self.show_requested.emit()
 
     @Slot(QSystemTrayIcon.ActivationReason)
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
-            emit_signal(self.show_requested)
+            self.show_requested.emit()
