@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from PySide6.QtCore import QItemSelectionModel, QTimer
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QTableView
 
 from transcriber import __version__
@@ -163,3 +163,21 @@ def test_the_app_icon_ships_with_the_package(qapp):
 
     assert app_icon_path().is_file()
     assert not app_icon().isNull() and not app_icon().pixmap(64, 64).isNull()
+
+
+def test_a_view_reusing_role_buffers_gets_each_cells_own_values(qapp):
+    """Views hand multiData() the same buffers cell after cell: a role one cell lacks must not keep the previous cell's value."""
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+
+    from transcriber.gui.queue_model import COLUMN, JobTableModel
+
+    model = JobTableModel()
+    model.apply_jobs([make_job(1, JobStatus.FAILED, error="broken"), make_job(2)])
+    foreground = QModelRoleData(Qt.ItemDataRole.ForegroundRole)
+    display = QModelRoleData(Qt.ItemDataRole.DisplayRole)
+    model.multiData(model.index(0, COLUMN["status"]), QModelRoleDataSpan(foreground))
+    model.multiData(model.index(0, COLUMN["status"]), QModelRoleDataSpan(display))
+    assert foreground.data() is not None and display.data() == "Failed"
+    model.multiData(model.index(1, COLUMN["status"]), QModelRoleDataSpan(foreground))
+    model.multiData(model.index(1, COLUMN["name"]), QModelRoleDataSpan(display))
+    assert foreground.data() is None and display.data() == "clip2.flac"

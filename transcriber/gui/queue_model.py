@@ -163,11 +163,12 @@ class JobTableModel(QAbstractTableModel):
             return
         for role_data in span:
             getter = self._cells.get(role_data.role())
-            if getter is not None:
-                value = getter(self, row)
-                value = value[column] if isinstance(value, tuple) else value
-                if value is not None:
-                    role_data.setData(value)
+            value = getter(self, row) if getter is not None else None
+            value = value[column] if isinstance(value, tuple) else value
+            if value is None:
+                role_data.clearData()  # views reuse the span from cell to cell
+            else:
+                role_data.setData(value)
 
     # ------------------------------------------------------------- reading
 
