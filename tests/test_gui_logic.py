@@ -118,19 +118,26 @@ def test_plain_transcriber_and_files_open_the_window_commands_do_not(argv, expec
     assert window_request(argv) == expected
 
 
-def test_single_instance_names_differ_per_data_folder_and_a_stale_socket_is_taken_over(qapp, tmp_path):
+def test_single_instance_names_differ_per_data_folder_and_only_a_stale_socket_is_taken_over(qapp, tmp_path):
     """The hand-over itself runs between two processes: test_gui_window.py::test_a_second_launch_hands_over_its_files_and_exits."""
+    from pathlib import Path
+
+    from PySide6.QtCore import QDir
+
     from transcriber.gui.single_instance import InstanceServer, hand_over, server_name
 
     first, second = server_name(tmp_path / "a"), server_name(tmp_path / "b")
     assert first != second and first == server_name(tmp_path / "a")
     assert not hand_over(first, ["x.wav"])  # nobody listens
-    crashed = InstanceServer(first)
-    assert crashed.listen()
-    # A second server on the same name (as after a crash that left the socket file) still gets it.
+    alive = InstanceServer(first)
+    assert alive.listen()
+    assert not InstanceServer(first).listen()  # a window still answers there: it keeps its name
+    alive.close()
+    # A socket file left behind by a window that crashed is taken over.
+    socket_file = Path(QDir.tempPath()) / first
+    socket_file.touch()
     again = InstanceServer(first)
     assert again.listen()
-    crashed.close()
     again.close()
 
 

@@ -319,6 +319,7 @@ class MainWindow(QMainWindow):
         for result in results:
             if result.job is not None:
                 self.model.update_job(result.job)
+        self._after_change()
         accepted = [result.job.id for result in results if result.job is not None]
         if accepted:
             self.select_jobs(accepted[-1:])

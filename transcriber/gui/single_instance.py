@@ -61,10 +61,18 @@ class InstanceServer(QObject):
         self._buffers: dict[QLocalSocket, bytes] = {}
 
     def listen(self) -> bool:
-        """Start listening; a socket file left by a crashed window is removed first."""
+        """Start listening, unless a window already answers on this name (it was slow to take a hand-over).
+
+        A socket file left by a window that crashed is replaced.
+        """
+        probe = QLocalSocket()
+        probe.connectToServer(self.name)
+        if probe.waitForConnected(_TIMEOUT_MS // 3):
+            probe.disconnectFromServer()
+            log.warning("another window already serves %s", self.name)
+            return False
         if self._server.listen(self.name):
             return True
-        # Only called after hand_over() found no one listening: the name is stale.
         QLocalServer.removeServer(self.name)
         listening = self._server.listen(self.name)
         if not listening:
