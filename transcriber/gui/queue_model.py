@@ -143,7 +143,7 @@ class JobTableModel(QAbstractTableModel):
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # Views ask for many roles per cell on every paint: answer from the row's cache.
-        cells = self._cells.get(role)
+        cells = _CELLS.get(role)
         if cells is None:
             return None
         row = index.row()
@@ -162,7 +162,7 @@ class JobTableModel(QAbstractTableModel):
         if not 0 <= row < len(self._jobs):
             return
         for role_data in span:
-            getter = self._cells.get(role_data.role())
+            getter = _CELLS.get(role_data.role())
             value = getter(self, row) if getter is not None else None
             value = value[column] if isinstance(value, tuple) else value
             if value is None:
@@ -280,7 +280,7 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGNMENT = tuple(_RIGHT if key in ("speed", "position", "eta", "audio") else None for key, _ in COLUMNS)
 
 # role -> function(model, row) giving the row's values (a tuple over columns, or one value for all).
-JobTableModel._cells = {
+_CELLS = {
     Qt.ItemDataRole.DisplayRole: lambda model, row: model._display[row],
     Qt.ItemDataRole.ToolTipRole: lambda model, row: model._extra[row][0],
     Qt.ItemDataRole.ForegroundRole: lambda model, row: model._extra[row][1],
