@@ -188,3 +188,20 @@ def test_a_view_reusing_role_buffers_gets_each_cells_own_values(qapp):
     model.multiData(model.index(1, COLUMN["status"]), QModelRoleDataSpan(foreground))
     model.multiData(model.index(1, COLUMN["name"]), QModelRoleDataSpan(display))
     assert foreground.data() is None and display.data() == "clip2.flac"
+
+
+def test_a_late_listing_neither_drops_newer_jobs_nor_turns_rows_back(qapp):
+    from transcriber.gui.queue_model import COLUMN, JobTableModel
+
+    model = JobTableModel()
+    model.apply_jobs([make_job(1, created_at=100.0), make_job(2, created_at=100.0)], taken_at=110.0)
+    model.update_job(make_job(4, created_at=130.0))  # news of jobs added after the next listing was read
+    model.update_job(make_job(3, created_at=129.0))
+    model.update_job(make_job(2, JobStatus.RUNNING, created_at=100.0, updated_at=131.0))
+    # That listing (read at 125, before jobs 3 and 4 existed and before job 2 started) lands now.
+    model.apply_jobs([make_job(1, created_at=100.0), make_job(2, created_at=100.0, updated_at=120.0)], taken_at=125.0)
+    assert [job.id for job in model.jobs()] == [1, 2, 3, 4]  # kept, and in the order they were added
+    assert model.index(1, COLUMN["status"]).data() == "Running"
+    model.apply_jobs([make_job(2, JobStatus.RUNNING, created_at=100.0, updated_at=131.0), make_job(3, created_at=129.0),
+                      make_job(4, created_at=130.0)], taken_at=140.0)
+    assert [job.id for job in model.jobs()] == [2, 3, 4]  # job 1 was removed elsewhere

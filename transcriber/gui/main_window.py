@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -510,12 +511,13 @@ class MainWindow(QMainWindow):
         engine, store = self.app.engine, self.app.store
 
         def work():
-            return engine.with_estimates(store.list_jobs()), store.settings()
+            taken_at = time.time()
+            return engine.with_estimates(store.list_jobs()), store.settings(), taken_at
 
         def done(outcome):
             self._refreshing = False
-            jobs, settings = outcome
-            self.model.apply_jobs(jobs)
+            jobs, settings, taken_at = outcome
+            self.model.apply_jobs(jobs, taken_at)
             self.settings = settings
             self._after_change()
 

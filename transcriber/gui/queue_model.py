@@ -6,6 +6,7 @@ survive the once-a-second refresh and a view never flickers.
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,28 +184,36 @@ class JobTableModel(QAbstractTableModel):
 
     # ------------------------------------------------------------- updating
 
-    def apply_jobs(self, jobs: Sequence[Job]) -> None:
-        """Make the rows match ``jobs`` (a full listing): change, insert and remove rows in place."""
-        incoming = {job.id: job for job in jobs}
-        for job_id in sorted((i for i in self._rows if i not in incoming), key=lambda i: -self._rows[i]):
-            self._remove(job_id)
-        for job in sorted(jobs, key=lambda job: job.id):
-            self.update_job(job, force=True)
+    def apply_jobs(self, jobs: Sequence[Job], taken_at: float | None = None) -> None:
+        """Make the rows match ``jobs``, a full listing read at ``taken_at``: change, insert and remove rows in place.
 
-    def update_job(self, job: Job, *, force: bool = False) -> None:
-        """Show ``job``'s new state; a signal older than what is shown is ignored unless ``force``."""
+        A listing may arrive after signals about newer jobs: rows of jobs created after it
+        was read are kept, and rows are never moved back to an older state.
+        """
+        incoming = {job.id: job for job in jobs}
+        # The margin: a job's created_at is stamped just before its insert commits.
+        gone = [job.id for job in self._jobs
+                if job.id not in incoming and (taken_at is None or job.created_at < taken_at - 5.0)]
+        for job_id in gone:
+            self._remove(job_id)
+        for job in jobs:
+            self.update_job(job)
+
+    def update_job(self, job: Job) -> None:
+        """Show ``job``'s new state; a state older than the one shown is ignored."""
         row = self._rows.get(job.id)
         if row is None:
-            position = len(self._jobs)
+            # Rows stay in the order jobs were added, whatever order their news arrives in.
+            position = bisect.bisect([shown.id for shown in self._jobs], job.id)
             self.beginInsertRows(QModelIndex(), position, position)
-            self._jobs.append(job)
-            self._display.append(_display_row(job))
-            self._extra.append(_extra_row(job))
-            self._rows[job.id] = position
+            self._jobs.insert(position, job)
+            self._display.insert(position, _display_row(job))
+            self._extra.insert(position, _extra_row(job))
+            self._rows = {shown.id: number for number, shown in enumerate(self._jobs)}
             self.endInsertRows()
             return
         current = self._jobs[row]
-        if current == job or (not force and job.updated_at < current.updated_at):
+        if current == job or job.updated_at < current.updated_at:
             return
         self._jobs[row] = job
         display, extra = _display_row(job), _extra_row(job)
