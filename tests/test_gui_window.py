@@ -453,3 +453,52 @@ def test_adding_a_folder_of_hundreds_of_files_never_blocks_the_window(make_gui, 
         qtbot.waitUntil(lambda: "150 jobs left (150 queued)" in gui.window.summary_label.text(), timeout=5000)
     finally:
         other.release()
+
+
+def test_file_dialogs_shortcuts_and_the_tray_menu_act_on_the_queue(make_gui, qtbot, sample_speech, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from transcriber.app import EngineLock
+
+    clips = [copy(sample_speech["short"], tmp_path / "picked", f"take{n}.flac") for n in range(2)]
+    folder_clip = copy(sample_speech["short"], tmp_path / "folder" / "deep", "inside.flac")
+    gui = make_gui(start=False)
+    other = EngineLock(gui.app.paths.engine_lock)
+    other.acquire()  # nothing runs: this is about the controls
+    try:
+        gui.start()
+        monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: ([str(c) for c in clips], ""))
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path / "folder"))
+        gui.window.actions_by_key["add_files"].trigger()
+        gui.window.actions_by_key["add_folder"].trigger()
+        qtbot.waitUntil(lambda: len(gui.window.model.jobs()) == 3 and gui.window.activity_label.text() == "", timeout=20000)
+        assert sorted(job.file_name for job in gui.window.model.jobs()) == ["inside.flac", "take0.flac", "take1.flac"]
+        assert any(job.source_path == str(folder_clip) for job in gui.window.model.jobs())
+
+        # Keyboard: Ctrl+Down moves the selected job down, Ctrl+P pauses it.
+        first = gui.window.model.jobs()[0].id
+        gui.window.activateWindow()
+        gui.window.table.setFocus()
+        gui.window.select_jobs([first])
+        qtbot.keyClick(gui.window.table, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: store_job(gui, first).queue_position == 2, timeout=5000)
+        qtbot.keyClick(gui.window.table, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: store_job(gui, first).status is JobStatus.PAUSED, timeout=5000)
+
+        # The tray menu's Pause all / Resume all act on the whole queue.
+        gui.tray.pause_action.trigger()
+        qtbot.waitUntil(lambda: all(job.status is JobStatus.PAUSED for job in gui.app.store.list_jobs()), timeout=5000)
+        qtbot.waitUntil(lambda: gui.window.summary.paused == 3, timeout=5000)
+        assert "3 paused" in gui.tray.tooltip() and gui.tray.resume_action.isEnabled()
+        gui.tray.resume_action.trigger()
+        qtbot.waitUntil(lambda: all(job.status is JobStatus.QUEUED for job in gui.app.store.list_jobs()), timeout=5000)
+
+        # The context menu offers the job actions.
+        menus = []
+        monkeypatch.setattr("PySide6.QtWidgets.QMenu.popup", lambda menu, *args: menus.append(menu))
+        gui.window._context_menu(gui.window.table.rect().center())
+        texts = [action.text() for action in menus[0].actions() if action.text()]
+        assert {"Pause", "Resume", "Cancel", "Retry", "Move up", "Move down", "Remove", "Open transcript",
+                "Show in folder", "Export…"} <= set(texts)
+    finally:
+        other.release()

@@ -322,7 +322,7 @@ class MainWindow(QMainWindow):
                 self.model.update_job(result.job)
         self._after_change()
         accepted = [result.job.id for result in results if result.job is not None]
-        if accepted:
+        if accepted and not self.table.selectionModel().hasSelection():  # never take away the user's selection
             self.select_jobs(accepted[-1:])
         self.files_added.emit(results)
         self.refresh()
