@@ -76,7 +76,7 @@ def main() -> int:
     def quit_from_tray() -> None:
         started = time.monotonic()
         gui.tray.quit_action.trigger()
-        emit("quit", seconds=time.monotonic() - started)
+        emit("quit", seconds=time.monotonic() - started, at=time.time())
 
     timer = QTimer()
     timer.timeout.connect(step)

@@ -335,12 +335,10 @@ def _run_until(runner_app, condition, timeout=30.0):
         time.sleep(0.01)
 
 
-def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, model_cache, long_recording):
-    from PySide6.QtCore import QCoreApplication
-
+def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, model_cache, long_recording, qapp):
     from transcriber.engine.qt import EngineRunner
 
-    app = QCoreApplication.instance() or QCoreApplication([])
+    app = qapp  # pytest-qt's application: one per process, shared with the window tests
     engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=2.0, delay=0.02))
     engine.store.set_setting("workers", "2")
     (result,) = engine.add([str(long_recording)], user="ann")

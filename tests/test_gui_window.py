@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox
 
-from conftest import REPO, run_cli, word_error_rate
+from conftest import REPO, SAMPLE, repeat_speech, run_cli, word_error_rate
 from transcriber.jobs import JobStatus
 
 pytestmark = pytest.mark.gui
@@ -360,7 +360,10 @@ def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, 
     """
     from PySide6.QtCore import QTimer
 
-    clips = [copy(sample_speech["long"], tmp_path, f"speech{n}.flac") for n in range(2)]
+    # Under two minutes each, so each job is one part and two run side by side; four of
+    # them keep two jobs transcribing for the whole measurement.
+    two_minutes = repeat_speech(SAMPLE, tmp_path / "two-minutes.flac", 11)  # 111 s
+    clips = [copy(two_minutes, tmp_path, f"speech{n}.flac") for n in range(4)]
     gaps: list[tuple[float, float]] = []  # (gap, time of the tick)
     last = [time.perf_counter()]
 
@@ -380,8 +383,8 @@ def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, 
     view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
 
     def both_decoding() -> bool:
-        jobs = gui.window.model.jobs()
-        return len(jobs) == 2 and all(job.status is JobStatus.RUNNING and job.processed_seconds > 0 for job in jobs)
+        jobs = [job for job in gui.window.model.jobs() if job.status is JobStatus.RUNNING]
+        return len(jobs) == 2 and all(job.processed_seconds > 0 for job in jobs)
 
     qtbot.waitUntil(both_decoding, timeout=60000)
     decoding_from = time.perf_counter()
@@ -400,7 +403,7 @@ def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, 
     print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(decoding)} ticks ({sum(decoding):.1f} s) while two "
           f"jobs transcribed (at {progress} s of audio); {loading:.1f} ms during launch and model loading")
     assert sum(running_samples) > 0.9 * len(running_samples) and sum(decoding) > 8
-    assert all(seconds > 30 for seconds in progress)  # both really transcribed meanwhile
+    assert sum(seconds > 30 for seconds in progress) >= 2  # two jobs really transcribed meanwhile
     assert largest < 100
     assert view.model.rowCount() > 0
 

@@ -116,21 +116,18 @@ def _stop_when(engine, job_id: int, seconds: float) -> None:
     engine.stop_all()
 
 
-def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, long_speech):
+def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, long_speech, qapp):
     """Two decode streams share a long file: cut at a quiet moment, joined without loss."""
-    from PySide6.QtCore import QCoreApplication
-
     from transcriber.engine.qt import EngineRunner
 
     path, reference = long_speech
     engine = make_engine(models=shared_models)
     engine.store.set_setting("workers", "2")
     engine.add([str(path)], user="ann")
-    app = QCoreApplication.instance() or QCoreApplication([])
     runner = EngineRunner(engine, poll_ms=200)
-    runner.idle.connect(app.quit)
+    runner.idle.connect(qapp.quit)
     runner.start()
-    app.exec()
+    qapp.exec()
     runner.stop()
     (job,) = engine.store.list_jobs()
     assert job.status is JobStatus.COMPLETED
