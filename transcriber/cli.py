@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
     stats.add_argument("--json", action="store_true")
+
+    commands.add_parser(
+        "self-test",
+        help="transcribe the built-in sample with the default model and check the words (uses a temporary data folder)",
+    )
     return parser
 
 
@@ -437,6 +442,21 @@ def cmd_stats(app, args) -> int:
     return EXIT_OK
 
 
+def cmd_self_test(args) -> int:
+    from .selftest import report, run_self_test
+
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return report(run_self_test(), __version__)
+
+
+# Commands that must not open the user's data folder.
+STANDALONE_COMMANDS = {
+    "self-test": cmd_self_test,
+}
+
 COMMANDS = {
     "transcribe": cmd_transcribe,
     "add": cmd_add,
@@ -462,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
+    if args.command in STANDALONE_COMMANDS:
+        return STANDALONE_COMMANDS[args.command](args)
     try:
         app = open_app(args.data_dir, verbose=args.verbose)
     except TranscriberError as error:
