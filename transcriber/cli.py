@@ -442,7 +442,8 @@ def cmd_stats(app, args) -> int:
     return EXIT_OK
 
 
-def cmd_self_test(args) -> int:
+def cmd_self_test(app, args) -> int:
+    """Transcribe the built-in sample in a temporary data folder (``app`` is None: the user's is never opened)."""
     from .selftest import report, run_self_test
 
     if args.verbose:
@@ -451,11 +452,6 @@ def cmd_self_test(args) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return report(run_self_test(), __version__)
 
-
-# Commands that must not open the user's data folder.
-STANDALONE_COMMANDS = {
-    "self-test": cmd_self_test,
-}
 
 COMMANDS = {
     "transcribe": cmd_transcribe,
@@ -471,7 +467,11 @@ COMMANDS = {
     "move": cmd_control,
     "config": cmd_config,
     "stats": cmd_stats,
+    "self-test": cmd_self_test,
 }
+
+# Commands that run without opening the user's data folder (they get None for ``app``).
+STANDALONE_COMMANDS = {"self-test"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     if args.command in STANDALONE_COMMANDS:
-        return STANDALONE_COMMANDS[args.command](args)
+        return COMMANDS[args.command](None, args)
     try:
         app = open_app(args.data_dir, verbose=args.verbose)
     except TranscriberError as error:
