@@ -164,3 +164,46 @@ def run_cli(*args: str, data_dir: Path, check: bool = False, timeout: float = 60
     if check and result.returncode != 0:
         raise AssertionError(f"transcriber {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def repeat_speech(source: Path, target: Path, times: int) -> Path:
+    """``source`` said ``times`` times with 1 s pauses: real speech of a chosen length, no corpus needed."""
+    import soundfile as sf
+
+    audio = decode(source)
+    pause = np.zeros(16000, dtype=np.float32)
+    sf.write(str(target), np.concatenate([audio, pause] * times), 16000, format="FLAC")
+    return target
+
+
+@pytest.fixture(scope="session")
+def sample_speech(tmp_path_factory) -> dict[str, Path]:
+    """The built-in sample (9 s), and real speech of about 50 s (two decoding windows) and 200 s made from it."""
+    folder = tmp_path_factory.mktemp("sample-speech")
+    return {
+        "short": SAMPLE,
+        "medium": repeat_speech(SAMPLE, folder / "medium.flac", 5),
+        "long": repeat_speech(SAMPLE, folder / "long.flac", 20),
+    }
+
+
+@pytest.fixture
+def make_gui(qapp, data_dir):
+    """make_gui(files=(), start=True, **options) -> a TranscriberGui on this test's data folder, shut down afterwards."""
+    from transcriber.gui.app import TranscriberGui
+
+    made = []
+
+    def make(files=(), *, start: bool = True, **options):
+        options.setdefault("poll_ms", 200)
+        options.setdefault("refresh_ms", 200)
+        options.setdefault("user", "tester")
+        gui = TranscriberGui(data_dir, **options)
+        made.append(gui)
+        if start:
+            gui.start([str(path) for path in files])
+        return gui
+
+    yield make
+    for gui in made:
+        gui.shutdown()

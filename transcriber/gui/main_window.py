@@ -1,0 +1,609 @@
+"""The main window: the queue table, its actions, adding files (drop, dialogs) and the summary line."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..app import App
+from ..audio.decode import MEDIA_EXTENSIONS
+from ..config import Settings
+from ..engine.core import IntakeResult
+from ..engine.qt import QtListener
+from ..errors import TranscriberError
+from ..jobs import Job, JobStatus, Segment
+from .delegates import ProgressDelegate
+from .dialogs import ExportDialog, show_about
+from .icons import app_icon, themed
+from .notices import NoticePanel
+from .queue_model import COLUMN, JOB_ROLE, SORT_ROLE, JobTableModel, QueueSummary, summarise
+from .tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+# Which statuses each job action applies to (the engine refuses the rest anyway).
+_APPLIES = {
+    "pause": {JobStatus.QUEUED, JobStatus.RUNNING},
+    "resume": {JobStatus.PAUSED},
+    "cancel": {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED},
+    "retry": {JobStatus.FAILED, JobStatus.CANCELLED},
+    "move_up": {JobStatus.QUEUED, JobStatus.PAUSED},
+    "move_down": {JobStatus.QUEUED, JobStatus.PAUSED},
+    "remove": set(JobStatus),
+    "open_transcript": set(JobStatus),
+    "show_in_folder": set(JobStatus),
+    "export": set(JobStatus),
+}
+
+
+def media_filter() -> str:
+    patterns = " ".join(f"*{extension}" for extension in sorted(MEDIA_EXTENSIONS))
+    return f"Audio and video ({patterns});;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """The queue window.
+
+    Args:
+        app: the opened data folder (store, engine, paths).
+        tasks: runs blocking engine calls off the GUI thread.
+        listener: the engine's signals.
+        user: owner of the jobs this window adds.
+        refresh_ms: how often the table is refreshed from the store while open.
+    """
+
+    summary_changed = Signal(object)  # QueueSummary
+    settings_changed = Signal(object)  # Settings
+    quit_requested = Signal()
+    hidden_to_tray = Signal()
+    files_added = Signal(object)  # list[IntakeResult]
+
+    def __init__(self, app: App, tasks: TaskRunner, listener: QtListener, *, user: str, refresh_ms: int = 1000, parent=None):
+        super().__init__(parent)
+        self.app = app
+        self.tasks = tasks
+        self.listener = listener
+        self.user = user
+        self.tray_available: Callable[[], bool] = lambda: False
+        self.ui_state = QSettings(str(app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
+        self.settings: Settings = app.store.settings()
+        self.summary = summarise([])
+        self._quitting = False
+        self._refreshing = False
+        self._adding = 0
+        self._transcripts: dict[int, QWidget] = {}
+        self._stats = None
+
+        self.setWindowTitle("transcriber")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1100, 560)
+
+        self.model = JobTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setDynamicSortFilter(True)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setItemDelegateForColumn(COLUMN["progress"], ProgressDelegate(self.table))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # added order until a header is clicked
+        self.table.verticalHeader().hide()
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.doubleClicked.connect(self._on_double_click)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for key, width in (("name", 230), ("status", 80), ("progress", 120), ("audio", 120), ("speed", 60),
+                           ("position", 34), ("eta", 70), ("finish", 80), ("model", 90)):
+            self.table.setColumnWidth(COLUMN[key], width)
+        self.table.selectionModel().selectionChanged.connect(self._update_actions)
+
+        self.notices = NoticePanel()
+        self.engine_note = QLabel()
+        self.engine_note.setWordWrap(True)
+        self.engine_note.setStyleSheet("color: #8a5300;")
+        self.engine_note.hide()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.notices)
+        layout.addWidget(self.engine_note)
+        layout.addWidget(self.table, 1)
+        self.setCentralWidget(central)
+
+        self.summary_label = QLabel()
+        self.statusBar().addWidget(self.summary_label, 1)
+        self.activity_label = QLabel()
+        self.statusBar().addPermanentWidget(self.activity_label)
+
+        self._build_actions()
+        self._update_actions()
+        self._show_summary(self.summary)
+
+        listener.job_changed.connect(self._on_job_changed)
+        listener.segments_added.connect(self._on_segments_added)
+        listener.engine_error.connect(self._on_engine_error)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(refresh_ms)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+        geometry = self.ui_state.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.refresh()
+
+    # ------------------------------------------------------------- actions
+
+    def _action(self, key: str, text: str, icon: str, shortcut=None, slot=None, tip: str | None = None) -> QAction:
+        action = QAction(themed(icon), text, self)
+        action.setObjectName(key)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip or shortcut is not None:
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setToolTip(f"{tip or text.replace('…', '')}" + (f" ({keys})" if keys else ""))
+        if slot is not None:
+            action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work wherever the focus is in the window
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.actions_by_key: dict[str, QAction] = {}
+        table = {
+            "add_files": a("add_files", "Add files…", "document-open", QKeySequence.StandardKey.Open, self.choose_files),
+            "add_folder": a("add_folder", "Add folder…", "folder-open", "Ctrl+Shift+O", self.choose_folder),
+            "pause": a("pause", "Pause", "media-playback-pause", "Ctrl+P", lambda: self.act("pause")),
+            "resume": a("resume", "Resume", "media-playback-start", "Ctrl+R", lambda: self.act("resume")),
+            "cancel": a("cancel", "Cancel", "process-stop", "Ctrl+.", lambda: self.act("cancel")),
+            "retry": a("retry", "Retry", "view-refresh", "Ctrl+Shift+R", lambda: self.act("retry")),
+            "move_up": a("move_up", "Move up", "go-up", "Ctrl+Up", lambda: self.act("move_up")),
+            "move_down": a("move_down", "Move down", "go-down", "Ctrl+Down", lambda: self.act("move_down")),
+            "remove": a("remove", "Remove", "edit-delete", QKeySequence.StandardKey.Delete, lambda: self.act("remove")),
+            "open_transcript": a("open_transcript", "Open transcript", "text-x-generic", "Ctrl+T", self.open_selected_transcripts),
+            "show_in_folder": a("show_in_folder", "Show in folder", "system-file-manager", "Ctrl+Shift+L", self.show_selected_in_folder),
+            "export": a("export", "Export…", "document-save-as", "Ctrl+E", self.export_selected),
+            "settings": a("settings", "Settings…", "preferences-system", QKeySequence.StandardKey.Preferences, self.open_settings),
+            "statistics": a("statistics", "Statistics", "view-statistics", "Ctrl+I", self.open_statistics),
+            "about": a("about", "About transcriber", "help-about", None, self.about),
+            "quit": a("quit", "Quit", "application-exit", QKeySequence.StandardKey.Quit, self.request_quit),
+            "close": a("close", "Close window", "window-close", QKeySequence.StandardKey.Close, self.close),
+            "pause_all": a("pause_all", "Pause all", "media-playback-pause", None, self.pause_all),
+            "resume_all": a("resume_all", "Resume all", "media-playback-start", None, self.resume_all),
+        }
+        if not table["settings"].shortcut().toString():
+            table["settings"].setShortcut(QKeySequence("Ctrl+,"))
+        self.actions_by_key = table
+        # Enter opens the selected job's transcript when the table has the focus.
+        enter = QAction(self.table)
+        enter.setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
+        enter.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        enter.triggered.connect(self.open_selected_transcripts)
+        self.table.addAction(enter)
+
+        toolbar = QToolBar("Actions")
+        toolbar.setObjectName("actions")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        for key in ("add_files", "add_folder", None, "pause", "resume", "cancel", "retry", None, "move_up", "move_down",
+                    "remove", None, "open_transcript", "export"):
+            if key is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(table[key])
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for key in ("add_files", "add_folder", None, "settings", None, "close", "quit"):
+            file_menu.addSeparator() if key is None else file_menu.addAction(table[key])
+        job_menu = menus.addMenu("&Job")
+        for key in self._job_menu_keys():
+            job_menu.addSeparator() if key is None else job_menu.addAction(table[key])
+        queue_menu = menus.addMenu("&Queue")
+        queue_menu.addAction(table["pause_all"])
+        queue_menu.addAction(table["resume_all"])
+        queue_menu.addSeparator()
+        queue_menu.addAction(table["statistics"])
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(table["about"])
+        log_action = QAction("Open log folder", self)
+        log_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.app.paths.log_dir))))
+        help_menu.addAction(log_action)
+
+    @staticmethod
+    def _job_menu_keys() -> list[str | None]:
+        return ["open_transcript", "show_in_folder", "export", None, "pause", "resume", "cancel", "retry", None,
+                "move_up", "move_down", None, "remove"]
+
+    def _context_menu(self, position) -> None:
+        menu = QMenu(self)
+        for key in self._job_menu_keys():
+            menu.addSeparator() if key is None else menu.addAction(self.actions_by_key[key])
+        menu.popup(self.table.viewport().mapToGlobal(position))
+
+    @Slot()
+    def _update_actions(self) -> None:
+        selected = self.selected_jobs()
+        for key, statuses in _APPLIES.items():
+            self.actions_by_key[key].setEnabled(any(job.status in statuses for job in selected))
+
+    # ------------------------------------------------------------ selection
+
+    def selected_jobs(self) -> list[Job]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        jobs = [self.proxy.index(row, 0).data(JOB_ROLE) for row in rows]
+        return [job for job in jobs if job is not None]
+
+    def select_jobs(self, job_ids: Iterable[int]) -> None:
+        selection = self.table.selectionModel()
+        selection.clearSelection()
+        for job_id in job_ids:
+            row = self.model.row_of(job_id)
+            if row is not None:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+                self.table.scrollTo(index)
+
+    # ---------------------------------------------------------------- adding
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+        else:
+            event.ignore()
+
+    @Slot()
+    def choose_files(self) -> None:
+        start = self.ui_state.value("last_folder", str(Path.home()))
+        files, _ = QFileDialog.getOpenFileNames(self, "Add files to transcribe", start, media_filter())
+        if files:
+            self.ui_state.setValue("last_folder", str(Path(files[0]).parent))
+            self.add_paths(files)
+
+    @Slot()
+    def choose_folder(self) -> None:
+        start = self.ui_state.value("last_folder", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder (searched for media, with its subfolders)", start)
+        if folder:
+            self.ui_state.setValue("last_folder", folder)
+            self.add_paths([folder])
+
+    def add_paths(self, paths: Sequence[str]) -> None:
+        """Queue files and folders in the background; refusals appear as notices, jobs as rows."""
+        paths = [str(path) for path in paths]
+        if not paths:
+            return
+        engine, user = self.app.engine, self.user
+        self._adding += 1
+        self._show_activity()
+        self.tasks.run(lambda: engine.add(paths, user=user), self._on_added, self._on_add_failed)
+
+    def _on_added(self, results: list[IntakeResult]) -> None:
+        self._adding -= 1
+        self._show_activity()
+        for result in results:
+            if result.refusal is not None:
+                self.notices.add(str(result.refusal))
+            elif result.job is not None:
+                self.model.update_job(result.job)
+        accepted = [result.job.id for result in results if result.job is not None]
+        if accepted:
+            self.select_jobs(accepted[-1:])
+        self.files_added.emit(results)
+        self.refresh()
+
+    def _on_add_failed(self, error: BaseException) -> None:
+        self._adding -= 1
+        self._show_activity()
+        if isinstance(error, TranscriberError):
+            self.notices.add(str(error))
+        else:
+            raise error
+
+    def _show_activity(self) -> None:
+        self.activity_label.setText("Adding files…" if self._adding else "")
+
+    # ---------------------------------------------------------- job actions
+
+    def act(self, action: str, jobs: Sequence[Job] | None = None) -> None:
+        """Apply a job action to ``jobs`` (default: the selection) in the background."""
+        jobs = [job for job in (jobs if jobs is not None else self.selected_jobs()) if job.status in _APPLIES[action]]
+        if not jobs:
+            return
+        if action == "remove" and not self._confirm_remove(jobs):
+            return
+        engine = self.app.engine
+        ids = [job.id for job in jobs]
+        if action == "move_down":
+            ids.reverse()  # moving several down: the lowest goes first so they keep their order
+
+        def work():
+            done, problems = [], []
+            for job_id in ids:
+                try:
+                    if action == "remove":
+                        engine.remove(job_id)
+                    elif action in ("move_up", "move_down"):
+                        engine.move(job_id, -1 if action == "move_up" else 1)
+                    else:
+                        getattr(engine, action)(job_id)
+                    done.append(job_id)
+                except TranscriberError as error:
+                    problems.append(str(error))
+            return done, problems
+
+        def finished(outcome):
+            done, problems = outcome
+            for message in problems:
+                self.notices.add(message)
+            if action == "remove":
+                for job_id in done:
+                    self.model.remove_job(job_id)
+            self.refresh()
+
+        self.tasks.run(work, finished)
+
+    def _confirm_remove(self, jobs: Sequence[Job]) -> bool:
+        worth_keeping = [job for job in jobs if job.processed_seconds > 0 or job.status is JobStatus.RUNNING]
+        if not worth_keeping:
+            return True
+        names = ", ".join(job.file_name for job in worth_keeping[:3]) + ("…" if len(worth_keeping) > 3 else "")
+        answer = QMessageBox.question(
+            self,
+            "Remove jobs",
+            f"Remove {len(jobs)} job{'s' if len(jobs) != 1 else ''} and delete the transcript of {names}?\n"
+            "Exported files are kept.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot()
+    def pause_all(self) -> None:
+        engine = self.app.engine
+        self.tasks.run(lambda: engine.pause_all(None), lambda _: self.refresh())
+
+    @Slot()
+    def resume_all(self) -> None:
+        engine = self.app.engine
+        self.tasks.run(lambda: engine.resume_all(None), lambda _: self.refresh())
+
+    @Slot()
+    def open_selected_transcripts(self) -> None:
+        for job in self.selected_jobs()[:10]:
+            self.open_transcript(job.id)
+
+    def open_transcript(self, job_id: int):
+        """Show the transcript window of a job (one per job), raised to the front."""
+        from .transcript_view import TranscriptWindow
+
+        window = self._transcripts.get(job_id)
+        if window is None:
+            job = next((job for job in self.model.jobs() if job.id == job_id), None) or self.app.store.get_job(job_id)
+            if job is None:
+                return None
+            window = TranscriptWindow(job, self.app, self.tasks, self.listener)
+            window.closed.connect(lambda job_id=job_id: self._transcripts.pop(job_id, None))
+            self._transcripts[job_id] = window
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
+
+    def transcript_windows(self) -> dict[int, QWidget]:
+        return dict(self._transcripts)
+
+    @Slot()
+    def show_selected_in_folder(self) -> None:
+        for job in self.selected_jobs()[:5]:
+            target = next((Path(p) for p in job.exported_paths if Path(p).exists()), Path(job.source_path))
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target.parent)))
+
+    @Slot()
+    def export_selected(self) -> None:
+        jobs = self.selected_jobs()
+        if not jobs:
+            return
+        default_dir = Path(self.ui_state.value("export_folder", str(self.app.engine.export_dir())))
+        choice = ExportDialog.ask(self, default_dir, self.settings.export_format_list or ["txt"], jobs=len(jobs))
+        if choice is None:
+            return
+        formats, folder = choice
+        self.ui_state.setValue("export_folder", str(folder))
+        self.export_jobs([job.id for job in jobs], formats, folder)
+
+    def export_jobs(self, job_ids: Sequence[int], formats: Sequence[str], folder: Path) -> None:
+        engine = self.app.engine
+
+        def work():
+            written, problems = [], []
+            for job_id in job_ids:
+                try:
+                    written += engine.export(job_id, formats, folder, overwrite=True)
+                except TranscriberError as error:
+                    problems.append(str(error))
+            return written, problems
+
+        def finished(outcome):
+            written, problems = outcome
+            for message in problems:
+                self.notices.add(message)
+            if written:
+                self.statusBar().showMessage(f"Exported {len(written)} file{'s' if len(written) != 1 else ''} to {folder}", 8000)
+
+        self.tasks.run(work, finished)
+
+    # --------------------------------------------------------------- views
+
+    @Slot()
+    def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.app.store, self)
+        if dialog.exec():
+            self.settings = self.app.store.settings()
+            self.settings_changed.emit(self.settings)
+
+    @Slot()
+    def open_statistics(self):
+        from .stats_view import StatsWindow
+
+        if self._stats is None:
+            self._stats = StatsWindow(self.app, self.tasks)
+        self._stats.reload()
+        self._stats.show()
+        self._stats.raise_()
+        return self._stats
+
+    @Slot()
+    def about(self) -> None:
+        show_about(self, self.app.paths.data_dir, self.app.paths.log_file)
+
+    def set_engine_note(self, text: str | None) -> None:
+        """A line above the table about the engine itself (another process runs the jobs, ...)."""
+        self.engine_note.setText(text or "")
+        self.engine_note.setVisible(bool(text))
+
+    # ------------------------------------------------------- live updates
+
+    @Slot()
+    def refresh(self) -> None:
+        """Re-read every job (with fresh estimates) in the background and update rows in place."""
+        if self._refreshing:
+            return
+        self._refreshing = True
+        engine, store = self.app.engine, self.app.store
+
+        def work():
+            return engine.with_estimates(store.list_jobs()), store.settings()
+
+        def done(outcome):
+            self._refreshing = False
+            jobs, settings = outcome
+            self.model.apply_jobs(jobs)
+            self.settings = settings
+            self._after_change()
+
+        def failed(error):
+            self._refreshing = False
+            if isinstance(error, TranscriberError):
+                self._on_engine_error(str(error))
+            else:
+                raise error
+
+        self.tasks.run(work, done, failed)
+
+    @Slot(object)
+    def _on_job_changed(self, job: Job) -> None:
+        self.model.update_job(job)
+        self._after_change()
+
+    @Slot(object, object)
+    def _on_segments_added(self, job: Job, segments: list[Segment]) -> None:
+        self.model.update_job(job)
+        self._after_change()
+
+    @Slot(str)
+    def _on_engine_error(self, message: str) -> None:
+        if message not in self.notices.messages()[-3:]:
+            self.notices.add(message)
+
+    def _after_change(self) -> None:
+        self._update_actions()
+        summary = summarise(self.model.jobs())
+        if summary != self.summary:
+            self.summary = summary
+            self._show_summary(summary)
+            self.summary_changed.emit(summary)
+
+    def _show_summary(self, summary: QueueSummary) -> None:
+        self.summary_label.setText(summary.text())
+
+    @Slot(QModelIndex)
+    def _on_double_click(self, index: QModelIndex) -> None:
+        job = index.data(JOB_ROLE)
+        if job is not None:
+            self.open_transcript(job.id)
+
+    # ------------------------------------------------------------- closing
+
+    @Slot()
+    def request_quit(self) -> None:
+        self.quit_requested.emit()
+
+    def allow_close(self) -> None:
+        """The app is quitting: let closeEvent through."""
+        self._quitting = True
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.ui_state.setValue("geometry", self.saveGeometry())
+        if self._quitting:
+            event.accept()
+            return
+        if self.settings.close_to_tray and self.tray_available():
+            event.ignore()
+            self.hide()
+            self.hidden_to_tray.emit()
+            return
+        pending = self.summary.running + self.summary.queued
+        if pending:
+            answer = QMessageBox.question(
+                self,
+                "Quit transcriber?",
+                f"{pending} job{'s are' if pending != 1 else ' is'} not finished. Quit anyway?\n"
+                "Unfinished jobs continue from where they stopped the next time you open transcriber.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        event.ignore()  # the composition root closes everything, this window included
+        self.quit_requested.emit()
+
+    def close_views(self) -> None:
+        for window in list(self._transcripts.values()):
+            window.close()
+        if self._stats is not None:
+            self._stats.close()
+        self._timer.stop()

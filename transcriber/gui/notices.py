@@ -1,0 +1,59 @@
+"""Non-modal notices at the top of the window: one line per refused file or engine problem."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStyle, QVBoxLayout
+
+
+class NoticePanel(QFrame):
+    """A list of messages the user can read at leisure and dismiss; hidden while empty."""
+
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("notices")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#notices { background: #fff4e5; border: 1px solid #f0c36d; border-radius: 4px; }")
+        self._title = QLabel()
+        self._list = QListWidget()
+        self._list.setWordWrap(True)
+        self._list.setMaximumHeight(110)
+        self._list.setStyleSheet("QListWidget { background: transparent; border: none; }")
+        dismiss = QPushButton("Dismiss")
+        dismiss.setToolTip("Clear these messages")
+        dismiss.clicked.connect(self.clear)
+        header = QHBoxLayout()
+        header.addWidget(self._title, 1)
+        header.addWidget(dismiss)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addLayout(header)
+        layout.addWidget(self._list)
+        self.hide()
+
+    def messages(self) -> list[str]:
+        return [self._list.item(row).text() for row in range(self._list.count())]
+
+    def add(self, message: str, *, error: bool = True) -> None:
+        icon = self.style().standardIcon(
+            QStyle.StandardPixmap.SP_MessageBoxWarning if error else QStyle.StandardPixmap.SP_MessageBoxInformation
+        )
+        item = QListWidgetItem(icon, message)
+        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        self._list.addItem(item)
+        self._list.scrollToBottom()
+        self._update_title()
+        self.show()
+        self.changed.emit()
+
+    @Slot()
+    def clear(self) -> None:
+        self._list.clear()
+        self.hide()
+        self.changed.emit()
+
+    def _update_title(self) -> None:
+        count = self._list.count()
+        self._title.setText(f"<b>{count} message{'s' if count != 1 else ''}</b>")

@@ -1,0 +1,106 @@
+"""Statistics: the ``transcriber stats`` figures, with charts of speed by model and processing time by file size."""
+
+from __future__ import annotations
+
+from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QValueAxis
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from ..app import App
+from ..cli import stats_document
+from .icons import app_icon
+from .tasks import TaskRunner
+
+
+def size_label(bucket: dict) -> str:
+    high = bucket["size_mb_to"]
+    return f"{bucket['size_mb_from']:g}–{high:g} MB" if high is not None else f"≥ {bucket['size_mb_from']:g} MB"
+
+
+def _bar_chart(title: str, categories: list[str], values: list[float], axis_title: str, colour: str) -> QChart:
+    chart = QChart()
+    chart.setTitle(title)
+    chart.legend().hide()
+    chart.setAnimationOptions(QChart.AnimationOption.NoAnimation)
+    bars = QBarSet(axis_title)
+    bars.append([float(value) for value in values])
+    bars.setColor(colour)
+    bars.setLabelColor(Qt.GlobalColor.black)
+    series = QBarSeries()
+    series.append(bars)
+    series.setLabelsVisible(True)
+    series.setLabelsFormat("@value")
+    series.setLabelsPrecision(3)
+    chart.addSeries(series)
+    x_axis = QBarCategoryAxis()
+    x_axis.append(categories or ["no data yet"])
+    chart.addAxis(x_axis, Qt.AlignmentFlag.AlignBottom)
+    series.attachAxis(x_axis)
+    y_axis = QValueAxis()
+    y_axis.setTitleText(axis_title)
+    y_axis.setRange(0, max(values + [0.0]) * 1.2 or 1.0)
+    y_axis.setLabelFormat("%.2g")
+    chart.addAxis(y_axis, Qt.AlignmentFlag.AlignLeft)
+    series.attachAxis(y_axis)
+    return chart
+
+
+class StatsWindow(QWidget):
+    """Completed jobs per model (count, audio hours, mean processing time, speed) and by file size."""
+
+    def __init__(self, app: App, tasks: TaskRunner, parent=None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.app = app
+        self.tasks = tasks
+        self.document: dict | None = None
+        self.setWindowTitle("transcriber — statistics")
+        self.setWindowIcon(app_icon())
+        self.resize(960, 640)
+        self.models_table = QTableWidget(0, 5)
+        self.models_table.setHorizontalHeaderLabels(["Model", "Jobs", "Audio (h)", "Mean processing (min)", "Speed (× real time)"])
+        self.models_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.models_table.verticalHeader().hide()
+        self.models_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.models_table.setMaximumHeight(130)
+        self.speed_view = QChartView()
+        self.size_view = QChartView()
+        for view in (self.speed_view, self.size_view):
+            view.setRenderHint(QPainter.RenderHint.Antialiasing)
+            view.setMinimumHeight(280)
+        self.note = QLabel()
+        charts = QHBoxLayout()
+        charts.addWidget(self.speed_view)
+        charts.addWidget(self.size_view)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Completed jobs by model</b> (the figures of <code>transcriber stats</code>)"))
+        layout.addWidget(self.models_table)
+        layout.addLayout(charts, 1)
+        layout.addWidget(self.note)
+
+    def reload(self) -> None:
+        app = self.app
+        self.tasks.run(lambda: stats_document(app), self.show_document)
+
+    def show_document(self, document: dict) -> None:
+        self.document = document
+        models = document["models"]
+        self.models_table.setRowCount(len(models))
+        for row, entry in enumerate(models):
+            values = [entry["model"], entry["jobs_completed"], f"{entry['audio_hours']:.3f}",
+                      f"{entry['mean_processing_minutes']:.2f}", f"{entry['speed']:.1f}×"]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(str(value))
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.models_table.setItem(row, column, item)
+        self.speed_view.setChart(_bar_chart(
+            "Speed by model", [entry["model"] for entry in models], [entry["speed"] for entry in models],
+            "× real time", "#3f7fd9"))
+        buckets = document["by_file_size"]
+        self.size_view.setChart(_bar_chart(
+            "Processing time by file size", [size_label(bucket) for bucket in buckets],
+            [bucket["mean_processing_minutes"] for bucket in buckets], "mean minutes", "#e0a030"))
+        total = sum(entry["jobs_completed"] for entry in models)
+        self.note.setText(f"{total} completed job{'s' if total != 1 else ''}." if total else
+                          "No completed jobs yet: the charts fill in as jobs finish.")
