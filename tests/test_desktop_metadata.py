@@ -53,8 +53,12 @@ def test_desktop_entry_has_what_menus_need():
     assert entry["Type"] == "Application"
     assert entry["Name"] and entry["Comment"]
     assert entry["Terminal"] == "false"
-    # It starts the installed console script, which opens the window when given no command.
+    # It starts the installed console script, which opens the window when given no command,
+    # and adds the files it is given ("Open with" in a file manager).
     assert entry["Exec"].split()[0] in PYPROJECT["project"]["scripts"]
+    assert entry["Exec"].split()[1:] == ["%F"]
+    mime_types = entry["MimeType"].split(";")
+    assert "audio/mpeg" in mime_types and "video/mp4" in mime_types and entry["MimeType"].endswith(";")
     assert entry["TryExec"] == entry["Exec"].split()[0]
     assert entry["Icon"] == "transcriber"
     assert (RESOURCES / "icons" / f"{entry['Icon']}.svg").is_file()
@@ -100,6 +104,14 @@ def test_metainfo_validates():
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_window_and_desktop_show_the_same_icon():
+    """The window loads its icon from the package; menus and installers use resources/icons."""
+    packaged = REPO / "transcriber" / "resources" / "transcriber.svg"
+    if not packaged.is_file():
+        pytest.skip("the package has no icon of its own")
+    assert packaged.read_bytes() == (RESOURCES / "icons" / "transcriber.svg").read_bytes()
 
 
 def test_icons_are_rendered_from_the_current_svg():

@@ -31,7 +31,7 @@ pytestmark = [
 
 INSTALLED = Path("/usr/bin/transcriber")
 # Qt libraries the bundle must not carry (bundle_rules.QT_LIBRARIES_UNWANTED, by name).
-UNWANTED_QT = ("Qt6WebEngine", "Qt6Pdf", "Qt63D", "Qt6VirtualKeyboard", "Qt6Charts", "Qt6Designer")
+UNWANTED_QT = ("Qt6WebEngine", "Qt6Pdf", "Qt63D", "Qt6VirtualKeyboard", "Qt6Designer")
 
 
 def _require_packaging_tools() -> None:

@@ -10,15 +10,16 @@ import fnmatch
 from pathlib import PurePath
 
 # The Qt modules the app imports: the engine (QtCore), the window, its tray icon and SVG
-# icons (QtGui, QtWidgets, QtSvg) and audio playback (QtMultimedia). Every other PySide6
+# icons (QtGui, QtWidgets, QtSvg), audio playback (QtMultimedia), the statistics charts
+# (QtCharts) and the single-instance socket (QtNetwork's QLocalServer). Every other PySide6
 # module is excluded; tests/test_build_spec.py fails when the code imports one not listed.
-QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtMultimedia")
+QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtMultimedia", "QtCharts", "QtNetwork")
 
 # Qt plugins left out, by plugin folder and file-name pattern. Kept: the xcb, Wayland,
 # offscreen and minimal platforms (and cocoa/windows elsewhere), SVG/ICO/JPEG/GIF images,
 # the SVG icon engine, input methods, the XDG portal theme and the FFmpeg media backend.
 QT_PLUGINS_LEFT_OUT = {
-    "tls": ["*"],  # QtNetwork comes along with QtMultimedia; the app opens no network connections
+    "tls": ["*"],  # the app's only socket is a local one (single instance); no TLS, no network
     "networkinformation": ["*"],
     "generic": ["*"],  # evdev/tuio input, for the framebuffer platforms below
     "egldeviceintegrations": ["*"],
@@ -33,7 +34,7 @@ QT_PLUGINS_LEFT_OUT = {
 # Qt libraries that must not end up in the bundle (each is large, or drags in large ones).
 # QtQuick and QtQml cannot be on this list: Qt's FFmpeg media plugin (audio playback) links them.
 QT_LIBRARIES_UNWANTED = (
-    "*Qt6WebEngine*", "*Qt6Pdf*", "*Qt63D*", "*Qt6Quick3D*", "*Qt6VirtualKeyboard*", "*Qt6Charts*",
+    "*Qt6WebEngine*", "*Qt6Pdf*", "*Qt63D*", "*Qt6Quick3D*", "*Qt6VirtualKeyboard*",
     "*Qt6Designer*", "*Qt6QuickControls2*", "*Qt6Location*", "*Qt6Graphs*", "*Qt6DataVisualization*",
 )
 

@@ -3,7 +3,7 @@
 Dropping plugins here, before PyInstaller follows their library dependencies, also keeps
 out what only those plugins needed (GTK 3 for the gtk3 theme, QtQuick for the virtual keyboard).
 Unlike the upstream hook it does not add OpenSSL (on Windows), which only the TLS plugins
-use, and those stay out: QtNetwork is here only because QtMultimedia links it.
+use, and those stay out: the app uses QtNetwork for a local socket only.
 """
 
 import sys
