@@ -61,6 +61,8 @@ def test_desktop_entry_has_what_menus_need():
     assert "audio/mpeg" in mime_types and "video/mp4" in mime_types and entry["MimeType"].endswith(";")
     assert entry["TryExec"] == entry["Exec"].split()[0]
     assert entry["Icon"] == "transcriber"
+    # Qt names the X11 window class after the program; test_linux_packages checks it with xprop.
+    assert entry["StartupWMClass"] == "transcriber"
     assert (RESOURCES / "icons" / f"{entry['Icon']}.svg").is_file()
     categories = entry["Categories"]
     assert categories.endswith(";") and "AudioVideo" in categories.split(";")

@@ -209,13 +209,23 @@ def test_installed_window_opens_under_xvfb(installed, xvfb, tmp_path):
     app = subprocess.Popen([str(INSTALLED)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # --sync waits until a visible window with that name is mapped.
-        found = subprocess.run(
-            ["xdotool", "search", "--sync", "--onlyvisible", "--name", "[Tt]ranscriber"],
-            env={"DISPLAY": xvfb, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
-        )
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--onlyvisible", "--name", "^[Tt]ranscriber$"],
+                env={"DISPLAY": xvfb, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            app.kill()
+            pytest.fail(f"no transcriber window within 60 s; the app said:\n{app.communicate()[0]}")
         visible_after = time.monotonic() - started
         assert found.returncode == 0 and found.stdout.strip(), "no transcriber window appeared"
         assert app.poll() is None, "the app exited"
+        if shutil.which("xprop"):
+            # Docks match windows to the menu entry by this class (StartupWMClass in the .desktop file).
+            window = found.stdout.split()[0]
+            wm_class = subprocess.run(["xprop", "-display", xvfb, "-id", window, "WM_CLASS"],
+                                      capture_output=True, text=True, check=True).stdout
+            assert wm_class.strip().endswith('"transcriber", "transcriber"'), wm_class
         time.sleep(1.0)  # let it paint
         shot = tmp_path / "window.png"
         subprocess.run(["import", "-display", xvfb, "-window", "root", str(shot)], check=True, timeout=60)
