@@ -116,7 +116,9 @@ def test_window_and_desktop_show_the_same_icon():
     assert packaged.read_bytes() == (RESOURCES / "icons" / "transcriber.svg").read_bytes()
 
 
-def test_icons_are_rendered_from_the_current_svg():
+def test_icons_are_rendered_from_the_current_svg(qapp):
+    # qapp: pytest-qt's QApplication. Left to itself, render_icons would make a QGuiApplication,
+    # and widget tests later in this process could not create windows.
     render_icons = load_render_icons()
     assert render_icons.stale() == [], "icons are stale: run python packaging/render_icons.py"
     ico = (RESOURCES / "icons" / "transcriber.ico").read_bytes()

@@ -192,16 +192,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _distinct_colours(png: Path) -> int:
-    from PySide6.QtGui import QGuiApplication, QImage
+    from PySide6.QtGui import QImage
 
-    QGuiApplication.instance() or QGuiApplication([])
     image = QImage(str(png))
     assert not image.isNull()
     step = 4  # every fourth pixel each way is plenty to tell a drawn window from a blank screen
     return len({image.pixel(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)})
 
 
-def test_installed_window_opens_under_xvfb(installed, xvfb, tmp_path):
+def test_installed_window_opens_under_xvfb(installed, xvfb, tmp_path, qapp):  # qapp: QImage needs an application
     if not (REPO / "transcriber" / "gui").is_dir():
         pytest.skip("the window (transcriber/gui) is not in this checkout yet")
     env = {**offline_env(tmp_path / "home"), "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
