@@ -67,7 +67,7 @@ def offline_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    """Run the build script from this checkout; returns its output folder and how long it took."""
+    """Run the build script from this checkout; yields its output folder (deleted afterwards)."""
     _require_packaging_tools()
     out = tmp_path_factory.mktemp("packages")
     started = time.monotonic()
@@ -79,7 +79,8 @@ def build(tmp_path_factory):
     seconds = time.monotonic() - started
     assert result.returncode == 0, f"build.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     print(f"\nbuild.sh took {seconds:.0f} s\n{result.stdout}")
-    return out
+    yield out
+    shutil.rmtree(out, ignore_errors=True)  # over a gigabyte of build output
 
 
 @pytest.fixture(scope="module")
