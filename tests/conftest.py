@@ -205,5 +205,8 @@ def make_gui(qapp, data_dir):
         return gui
 
     yield make
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     for gui in made:
         gui.shutdown()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

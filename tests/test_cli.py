@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,17 @@ def test_one_engine_per_data_folder_and_transcribe_defers_to_it(data_dir, clips,
         engine.wait(20)
 
 
-def test_no_command_prints_help(data_dir):
-    result = run_cli(data_dir=data_dir)
-    assert result.returncode == 0 and "transcribe" in result.stdout
+def test_help_still_lists_the_commands(data_dir):
+    result = run_cli("--help", data_dir=data_dir)
+    assert result.returncode == 0 and "transcribe" in result.stdout and "opens the window" in " ".join(result.stdout.split())
+
+
+def test_without_a_display_no_command_prints_help(data_dir):
+    # Plain `transcriber` opens the window (tests/test_gui_window.py); on a terminal with no display it cannot.
+    no_display = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "transcriber", "--data-dir", str(data_dir)], capture_output=True,
+                            text=True, timeout=60, env=no_display, cwd=str(REPO))
+    assert result.returncode == 0 and "transcribe" in result.stdout and "No display found" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "transcriber", "--data-dir", str(data_dir), "talk.wav"],
+                            capture_output=True, text=True, timeout=60, env=no_display, cwd=str(REPO))
+    assert result.returncode == 2 and "No display found" in result.stderr

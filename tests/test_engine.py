@@ -309,3 +309,21 @@ def _wait(condition, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def test_adding_many_files_refreshes_estimates_once_and_each_job_has_one(engine, copies, monkeypatch):
+    refreshed = []
+    original = engine.store.update_estimates
+    monkeypatch.setattr(engine.store, "update_estimates", lambda estimates: refreshed.append(len(estimates)) or original(estimates))
+    changed = []
+
+    class Listener(EngineListener):
+        def job_changed(self, job):
+            changed.append(job.id)
+
+    engine.listener = Listener()
+    results = engine.add(copies(6), user="ann")
+    assert refreshed == [6]  # once for the batch: per-file refreshes made big folders quadratic
+    assert sorted(changed) == [result.job.id for result in results]  # the listener still hears of each job
+    assert all(result.job.eta_seconds is not None and result.job.estimated_completion for result in results)
+    assert [result.job.queue_position for result in results] == [1, 2, 3, 4, 5, 6]

@@ -24,7 +24,8 @@ def drop(widget, paths) -> bool:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
     centre = widget.rect().center()
-    enter = QDragEnterEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    # QPoint: the QPointF overload is newer than PySide6 6.12 (deprecated there, still accepted).
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
@@ -121,11 +122,13 @@ def test_pause_cancel_retry_and_resume_from_the_window_change_the_store(make_gui
     qtbot.waitUntil(lambda: status(b) is JobStatus.CANCELLED and row_texts(gui, b)["status"] == "Cancelled", timeout=20000)
     assert actions["retry"].isEnabled() and not actions["pause"].isEnabled()
 
+    # Actions apply to what the table shows, so wait for the rows as well as the store.
+    waiting = {JobStatus.QUEUED, JobStatus.RUNNING}
     actions["retry"].trigger()
-    qtbot.waitUntil(lambda: status(b) in (JobStatus.QUEUED, JobStatus.RUNNING), timeout=20000)
+    qtbot.waitUntil(lambda: status(b) in waiting and row_texts(gui, b)["status"] in ("Queued", "Running"), timeout=20000)
     gui.window.select_jobs([a])
     actions["resume"].trigger()
-    qtbot.waitUntil(lambda: status(a) in (JobStatus.QUEUED, JobStatus.RUNNING), timeout=20000)
+    qtbot.waitUntil(lambda: status(a) in waiting and row_texts(gui, a)["status"] in ("Queued", "Running"), timeout=20000)
     gui.window.select_jobs([a, b])
     actions["cancel"].trigger()  # both, so no CPU is spent on the rest
     qtbot.waitUntil(lambda: status(a) is JobStatus.CANCELLED and status(b) is JobStatus.CANCELLED, timeout=20000)
@@ -349,42 +352,104 @@ def test_an_unexpected_error_opens_a_report_dialog_and_the_engine_keeps_working(
 
 
 def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, sample_speech, tmp_path):
-    """A 10 ms timer in the GUI thread: the largest gap between its ticks is the worst stall a user would feel."""
+    """A 10 ms timer in the GUI thread: the largest gap between its ticks is the worst stall a user would feel.
+
+    The probe runs from launch. The figure asserted is the one while both jobs decode; the
+    one-time loading of the model (faster-whisper parses its tokenizer holding the GIL) is
+    measured and printed separately.
+    """
     from PySide6.QtCore import QTimer
 
     clips = [copy(sample_speech["long"], tmp_path, f"speech{n}.flac") for n in range(2)]
-    gui = make_gui(start=False)
-    gui.app.store.set_setting("workers", "2")
-    gui.start(clips)
-    view = None
-    qtbot.waitUntil(lambda: gui.window.summary.running == 2, timeout=60000)
-    view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []  # (gap, time of the tick)
     last = [time.perf_counter()]
 
     def tick():
         now = time.perf_counter()
-        gaps.append(now - last[0])
+        gaps.append((now - last[0], now))
         last[0] = now
 
     probe = QTimer()
     probe.setTimerType(Qt.TimerType.PreciseTimer)
     probe.timeout.connect(tick)
     probe.start(10)
-    both_running = []
+    gui = make_gui(start=False)
+    gui.app.store.set_setting("workers", "2")
+    gui.start(clips)
+    qtbot.waitUntil(lambda: gui.window.summary.running == 2, timeout=60000)
+    view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
+
+    def both_decoding() -> bool:
+        jobs = gui.window.model.jobs()
+        return len(jobs) == 2 and all(job.status is JobStatus.RUNNING and job.processed_seconds > 0 for job in jobs)
+
+    qtbot.waitUntil(both_decoding, timeout=60000)
+    decoding_from = time.perf_counter()
+    running_samples = []
 
     def measured() -> bool:
-        running = gui.window.summary.running
-        both_running.append(running == 2)
-        return len(gaps) > 1000 or running < 2
+        running_samples.append(gui.window.summary.running == 2)
+        return time.perf_counter() - decoding_from > 10 or gui.window.summary.running < 2
 
     qtbot.waitUntil(measured, timeout=60000)
     probe.stop()
-    largest = max(gaps[1:]) * 1000
+    loading = max(gap for gap, at in gaps[1:] if at <= decoding_from) * 1000
+    decoding = [gap for gap, at in gaps if at > decoding_from]
+    largest = max(decoding) * 1000
     progress = [job.processed_seconds for job in gui.app.store.list_jobs()]
-    print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(gaps)} ticks "
-          f"({sum(gaps):.1f} s) while two jobs transcribed (processed {progress} s)")
-    assert sum(both_running) > 0.8 * len(both_running) and sum(gaps) > 5
-    assert all(seconds > 0 for seconds in progress)  # both really transcribed meanwhile
+    print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(decoding)} ticks ({sum(decoding):.1f} s) while two "
+          f"jobs transcribed (at {progress} s of audio); {loading:.1f} ms during launch and model loading")
+    assert sum(running_samples) > 0.9 * len(running_samples) and sum(decoding) > 8
+    assert all(seconds > 30 for seconds in progress)  # both really transcribed meanwhile
     assert largest < 100
     assert view.model.rowCount() > 0
+
+
+def test_adding_a_folder_of_hundreds_of_files_never_blocks_the_window(make_gui, qtbot, sample_speech, tmp_path):
+    """Intake (probing, hashing, SQL) runs on a worker; the window keeps painting rows as they arrive.
+
+    That worker runs Python the whole time, and every repaint calls into Python too, so
+    the two take turns on the GIL: stalls are short but longer than while transcribing
+    (where the decoder releases the GIL). Measured here 90 to 210 ms on a busy 2-core
+    machine; the bound says "never blocks" (before the batch estimates in Engine.add,
+    adding 200 files took 23 s and stalled 350 ms).
+    """
+    from PySide6.QtCore import QTimer
+
+    from transcriber.app import EngineLock
+
+    folder = tmp_path / "archive"
+    for number in range(200):
+        copy(sample_speech["short"], folder / f"day{number % 10}", f"memo{number:03d}.flac")
+    gui = make_gui(start=False, refresh_ms=1000)  # the window's own refresh rate
+    gui.app.store.set_setting("max_queued_per_user", "150")  # so some are refused too
+    other = EngineLock(gui.app.paths.engine_lock)
+    other.acquire()  # keep the engine from transcribing them: this test is about adding
+    try:
+        gui.start()
+        gaps, last = [], [time.perf_counter()]
+
+        def tick():
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        probe = QTimer()
+        probe.setTimerType(Qt.TimerType.PreciseTimer)
+        probe.timeout.connect(tick)
+        probe.start(10)
+        started = time.perf_counter()
+        assert drop(gui.window, [folder])
+        assert time.perf_counter() - started < 0.1  # the drop returns at once
+        assert gui.window.activity_label.text() == "Adding files…"
+        qtbot.waitUntil(lambda: len(gui.window.model.jobs()) == 150 and len(gui.window.notices.messages()) == 50,
+                        timeout=120000)
+        qtbot.waitUntil(lambda: gui.window.activity_label.text() == "", timeout=10000)
+        probe.stop()
+        largest = max(gaps[1:]) * 1000
+        print(f"\nadding 200 files: largest GUI stall {largest:.1f} ms over {sum(gaps):.1f} s")
+        assert largest < 250 and sum(gaps) < 30
+        assert all("max_queued_per_user = 150" in message for message in gui.window.notices.messages())
+        qtbot.waitUntil(lambda: "150 jobs left (150 queued)" in gui.window.summary_label.text(), timeout=5000)
+    finally:
+        other.release()

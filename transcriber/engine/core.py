@@ -122,7 +122,11 @@ class Engine:
     # --------------------------------------------------------------- intake
 
     def add(self, paths: Iterable[str], *, user: str, options: JobOptions | None = None) -> list[IntakeResult]:
-        """Queue files and folders (searched recursively); one result per file considered."""
+        """Queue files and folders (searched recursively); one result per file considered.
+
+        Estimates are refreshed once for the whole batch, not after every file: with
+        hundreds of files, per-file refreshes made intake quadratic.
+        """
         options = options or self.default_options()
         results = []
         for path, refusal in intake.expand(paths):
@@ -130,11 +134,19 @@ class Engine:
                 results.append(IntakeResult(path, refusal=refusal))
                 continue
             try:
-                results.append(IntakeResult(path, job=self.add_file(path, user=user, options=options)))
+                job = self._queue_file(path, user=user, options=options)
+                results.append(IntakeResult(path, job=job))
+                self.listener.job_changed(job)
             except IntakeRefused as error:
                 results.append(IntakeResult(path, refusal=error))
             except StoreError as error:
                 results.append(IntakeResult(path, refusal=IntakeRefused(path, "store", f"{Path(path).name}: {error}")))
+        if any(result.accepted for result in results):
+            try:
+                self.refresh_estimates()
+            except StoreError as error:
+                log.warning("estimates not refreshed after intake: %s", error)
+            results = [replace(r, job=self.store.get_job(r.job.id) or r.job) if r.job else r for r in results]
         return results
 
     def add_file(self, path: str, *, user: str, options: JobOptions | None = None) -> Job:
@@ -144,6 +156,13 @@ class Engine:
             IntakeRefused: the file or a limit says no; the message says which and why.
             StoreError: the database cannot be written.
         """
+        job = self._queue_file(path, user=user, options=options)
+        self.refresh_estimates()
+        self.listener.job_changed(self.store.require_job(job.id))
+        return job
+
+    def _queue_file(self, path: str, *, user: str, options: JobOptions | None = None) -> Job:
+        """add_file without refreshing estimates or telling the listener."""
         options = options or self.default_options()
         limits = self.limits
         name = Path(path).name
@@ -169,8 +188,6 @@ class Engine:
             warning=facts.warning,
         )
         log.info("queued job %d: %s (%s, %s)", job.id, facts.path, format_clock(job.duration_seconds), options.model)
-        self.refresh_estimates()
-        self.listener.job_changed(self.store.require_job(job.id))
         return job
 
     # -------------------------------------------------------------- control

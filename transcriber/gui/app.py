@@ -7,6 +7,7 @@ engine start dispatching (models load on the workers, when a job needs one).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -88,6 +89,11 @@ class TranscriberGui(QObject):
     def start(self, files: Sequence[str] = ()) -> None:
         """Listen for later launches, show the window and the tray, then start the engine."""
         self.server.listen()
+        # Everything alive now (Qt, numpy, PyAV, the window) lives as long as the app: keep
+        # the garbage collector from walking it again, or each full collection freezes the
+        # window for a tenth of a second or more.
+        gc.collect()
+        gc.freeze()
         self.window.show()
         self.tray.show()
         self.tray.set_summary(self.window.summary)
@@ -178,10 +184,14 @@ class TranscriberGui(QObject):
         self.window.hide()
         self.tray.hide()
         stopped = self.host.stop(self.stop_timeout_ms)
-        self.tasks.wait(5000)
+        self.tasks.close(5000)
         self.window.close()
+        # Delete the widgets while QApplication exists, not in Python's garbage collection at exit.
+        self.tray.menu.deleteLater()
+        self.window.deleteLater()
         self.app.close()
         self.exceptions.uninstall()
+        gc.unfreeze()
         log.info("window closed; workers stopped %s", "cleanly" if stopped else "late")
         return stopped
 

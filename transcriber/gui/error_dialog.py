@@ -79,6 +79,9 @@ class ExceptionHandler:
     def uninstall(self) -> None:
         if sys.excepthook is self:
             sys.excepthook = self._previous
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
 
     def __call__(self, exc_type, exc, trace) -> None:
         if issubclass(exc_type, KeyboardInterrupt):

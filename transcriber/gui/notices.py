@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStyle, QVBoxLayout
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QStyle, QVBoxLayout
 
 
 class NoticePanel(QFrame):
@@ -15,11 +15,14 @@ class NoticePanel(QFrame):
         super().__init__(parent)
         self.setObjectName("notices")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.setStyleSheet("#notices { background: #fff4e5; border: 1px solid #f0c36d; border-radius: 4px; }")
         self._title = QLabel()
         self._list = QListWidget()
-        self._list.setWordWrap(True)
-        self._list.setMaximumHeight(110)
+        # One line per message (the tooltip holds all of it): wrapped items make every
+        # addition re-measure the whole list, which stalls the window after hundreds of refusals.
+        self._list.setUniformItemSizes(True)
+        self._list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._list.setStyleSheet("QListWidget { background: transparent; border: none; }")
         dismiss = QPushButton("Dismiss")
         dismiss.setToolTip("Clear these messages")
@@ -37,12 +40,19 @@ class NoticePanel(QFrame):
         return [self._list.item(row).text() for row in range(self._list.count())]
 
     def add(self, message: str, *, error: bool = True) -> None:
+        self.add_many([message], error=error)
+
+    def add_many(self, messages: list[str], *, error: bool = True) -> None:
+        if not messages:
+            return
         icon = self.style().standardIcon(
             QStyle.StandardPixmap.SP_MessageBoxWarning if error else QStyle.StandardPixmap.SP_MessageBoxInformation
         )
-        item = QListWidgetItem(icon, message)
-        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-        self._list.addItem(item)
+        for message in messages:
+            item = QListWidgetItem(icon, message)
+            item.setToolTip(message)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self._list.addItem(item)
         self._list.scrollToBottom()
         self._update_title()
         self.show()
@@ -56,4 +66,10 @@ class NoticePanel(QFrame):
 
     def _update_title(self) -> None:
         count = self._list.count()
+        # As tall as its messages, up to four lines; more scroll.
+        line = max(self._list.sizeHintForRow(0), self.fontMetrics().height() + 6)
+        self._list.setFixedHeight(min(count, 4) * line + 2 * self._list.frameWidth() + 8)
+        self._list.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded if count > 4 else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
         self._title.setText(f"<b>{count} message{'s' if count != 1 else ''}</b>")

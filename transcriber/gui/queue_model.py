@@ -6,6 +6,7 @@ survive the once-a-second refresh and a view never flickers.
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from ..audio.decode import format_clock
 from ..jobs import Job, JobStatus
 
-# Custom roles: the delegate and the proxy read raw values instead of display text.
+# Custom roles: the window and the delegate read raw values instead of display text.
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
-SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 3
 
 COLUMNS = (
@@ -124,6 +124,8 @@ class JobTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._jobs: list[Job] = []
         self._rows: dict[int, int] = {}  # job id -> row
+        self._display: list[tuple] = []  # per row: the text of every column
+        self._extra: list[tuple] = []  # per row: (tooltips, foreground colours)
 
     # ---------------------------------------------------------------- Qt API
 
@@ -141,30 +143,33 @@ class JobTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._jobs):
+        # Views ask for many roles per cell on every paint: answer from the row's cache.
+        cells = _CELLS.get(role)
+        if cells is None:
             return None
-        job = self._jobs[index.row()]
-        key = COLUMNS[index.column()][0]
-        if role == JOB_ROLE:
-            return job
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(job, key)
-        if role == PROGRESS_ROLE:
-            return job.progress
-        if role == SORT_ROLE:
-            return self._sort_key(job, key)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if key == "name":
-                return job.source_path
-            if key == "note":
-                return job.error or job.warning
-        if role == Qt.ItemDataRole.TextAlignmentRole and key in ("speed", "position", "eta", "audio"):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and key in ("status", "note") and job.status is JobStatus.FAILED:
-            from PySide6.QtGui import QColor  # only the view's colour needs QtGui
+        row = index.row()
+        if not 0 <= row < len(self._jobs):
+            return None
+        value = cells(self, row)
+        if isinstance(value, tuple):
+            return value[index.column()]
+        return value
 
-            return QColor("#b3261e")
-        return None
+    def multiData(self, index: QModelIndex, span) -> None:  # noqa: N802 (Qt override)
+        # A view asks for a cell's roles in one call here instead of one data() call per role:
+        # every call into Python takes the GIL, which workers may hold, so fewer calls mean
+        # shorter repaints while files are being added.
+        row, column = index.row(), index.column()
+        if not 0 <= row < len(self._jobs):
+            return
+        for role_data in span:
+            getter = _CELLS.get(role_data.role())
+            value = getter(self, row) if getter is not None else None
+            value = value[column] if isinstance(value, tuple) else value
+            if value is None:
+                role_data.clearData()  # views reuse the span from cell to cell
+            else:
+                role_data.setData(value)
 
     # ------------------------------------------------------------- reading
 
@@ -179,28 +184,42 @@ class JobTableModel(QAbstractTableModel):
 
     # ------------------------------------------------------------- updating
 
-    def apply_jobs(self, jobs: Sequence[Job]) -> None:
-        """Make the rows match ``jobs`` (a full listing): change, insert and remove rows in place."""
-        incoming = {job.id: job for job in jobs}
-        for job_id in sorted((i for i in self._rows if i not in incoming), key=lambda i: -self._rows[i]):
-            self._remove(job_id)
-        for job in sorted(jobs, key=lambda job: job.id):
-            self.update_job(job, force=True)
+    def apply_jobs(self, jobs: Sequence[Job], taken_at: float | None = None) -> None:
+        """Make the rows match ``jobs``, a full listing read at ``taken_at``: change, insert and remove rows in place.
 
-    def update_job(self, job: Job, *, force: bool = False) -> None:
-        """Show ``job``'s new state; a signal older than what is shown is ignored unless ``force``."""
+        A listing may arrive after signals about newer jobs: rows of jobs created after it
+        was read are kept, and rows are never moved back to an older state.
+        """
+        incoming = {job.id: job for job in jobs}
+        # The margin: a job's created_at is stamped just before its insert commits.
+        gone = [job.id for job in self._jobs
+                if job.id not in incoming and (taken_at is None or job.created_at < taken_at - 5.0)]
+        for job_id in gone:
+            self._remove(job_id)
+        for job in jobs:
+            self.update_job(job)
+
+    def update_job(self, job: Job) -> None:
+        """Show ``job``'s new state; a state older than the one shown is ignored."""
         row = self._rows.get(job.id)
         if row is None:
-            position = len(self._jobs)
+            # Rows stay in the order jobs were added, whatever order their news arrives in.
+            position = bisect.bisect([shown.id for shown in self._jobs], job.id)
             self.beginInsertRows(QModelIndex(), position, position)
-            self._jobs.append(job)
-            self._rows[job.id] = position
+            self._jobs.insert(position, job)
+            self._display.insert(position, _display_row(job))
+            self._extra.insert(position, _extra_row(job))
+            self._rows = {shown.id: number for number, shown in enumerate(self._jobs)}
             self.endInsertRows()
             return
         current = self._jobs[row]
-        if current == job or (not force and job.updated_at < current.updated_at):
+        if current == job or job.updated_at < current.updated_at:
             return
         self._jobs[row] = job
+        display, extra = _display_row(job), _extra_row(job)
+        if display == self._display[row] and extra == self._extra[row]:
+            return  # nothing visible changed (an estimate moved by seconds): no repaint
+        self._display[row], self._extra[row] = display, extra
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def remove_job(self, job_id: int) -> None:
@@ -211,58 +230,73 @@ class JobTableModel(QAbstractTableModel):
         row = self._rows[job_id]
         self.beginRemoveRows(QModelIndex(), row, row)
         del self._jobs[row]
+        del self._display[row]
+        del self._extra[row]
         self._rows = {job.id: number for number, job in enumerate(self._jobs)}
         self.endRemoveRows()
 
-    # ------------------------------------------------------------ formatting
 
-    @staticmethod
-    def _display(job: Job, key: str) -> str:
-        running = job.status is JobStatus.RUNNING
-        waiting = job.status in (JobStatus.RUNNING, JobStatus.QUEUED)
-        if key == "name":
-            return job.file_name
-        if key == "status":
-            return status_text(job.status)
-        if key == "progress":
-            return f"{job.progress * 100:.0f}%"
-        if key == "audio":
-            return f"{format_clock(job.processed_seconds)} / {format_clock(job.duration_seconds)}"
-        if key == "speed":
-            return f"{job.speed:.1f}×" if running and job.speed else ""
-        if key == "position":
-            return str(job.queue_position) if job.queue_position else ""
-        if key == "eta":
-            return format_clock(job.eta_seconds) if waiting and job.eta_seconds is not None else ""
-        if key == "finish":
-            if job.status is JobStatus.COMPLETED:
-                return clock_time(job.finished_at)
-            return clock_time(job.estimated_completion) if waiting else ""
-        if key == "model":
-            return job.model + (f" ({job.language})" if job.language else "")
-        if key == "note":
-            return job.error or job.warning or ""
-        return ""
+def _cell_text(job: Job, key: str) -> str:
+    running = job.status is JobStatus.RUNNING
+    waiting = job.status in (JobStatus.RUNNING, JobStatus.QUEUED)
+    if key == "name":
+        return job.file_name
+    if key == "status":
+        return status_text(job.status)
+    if key == "progress":
+        return f"{job.progress * 100:.0f}%"
+    if key == "audio":
+        return f"{format_clock(job.processed_seconds)} / {format_clock(job.duration_seconds)}"
+    if key == "speed":
+        return f"{job.speed:.1f}×" if running and job.speed else ""
+    if key == "position":
+        return str(job.queue_position) if job.queue_position else ""
+    if key == "eta":
+        return format_clock(job.eta_seconds) if waiting and job.eta_seconds is not None else ""
+    if key == "finish":
+        if job.status is JobStatus.COMPLETED:
+            return clock_time(job.finished_at)
+        return clock_time(job.estimated_completion) if waiting else ""
+    if key == "model":
+        return job.model + (f" ({job.language})" if job.language else "")
+    if key == "note":
+        return job.error or job.warning or ""
+    return ""
 
-    @staticmethod
-    def _sort_key(job: Job, key: str) -> Any:
-        if key == "name":
-            return job.file_name.lower()
-        if key == "status":
-            return list(JobStatus).index(job.status)
-        if key == "progress":
-            return job.progress
-        if key == "audio":
-            return job.duration_seconds
-        if key == "speed":
-            return job.speed or 0.0
-        if key == "position":
-            return job.queue_position or 10**9
-        if key == "eta":
-            return job.eta_seconds if job.eta_seconds is not None else float("inf")
-        if key == "finish":
-            return job.finished_at or job.estimated_completion or float("inf")
-        return JobTableModel._display(job, key)
+def _display_row(job: Job) -> tuple:
+    return tuple(_cell_text(job, key) for key, _ in COLUMNS)
 
 
-__all__ = ["JobTableModel", "QueueSummary", "summarise", "COLUMNS", "COLUMN", "JOB_ROLE", "SORT_ROLE", "PROGRESS_ROLE"]
+_FAILED_COLOUR = None
+
+
+def _extra_row(job: Job) -> tuple:
+    """(tooltips, foreground colours) of one row, each a tuple over the columns."""
+    global _FAILED_COLOUR
+    tips = tuple(job.source_path if key == "name" else (job.error or job.warning) if key == "note" else None
+                 for key, _ in COLUMNS)
+    colours = (None,) * len(COLUMNS)
+    if job.status is JobStatus.FAILED:
+        if _FAILED_COLOUR is None:
+            from PySide6.QtGui import QColor  # only the view's colour needs QtGui
+
+            _FAILED_COLOUR = QColor("#b3261e")
+        colours = tuple(_FAILED_COLOUR if key in ("status", "note") else None for key, _ in COLUMNS)
+    return tips, colours
+
+
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ALIGNMENT = tuple(_RIGHT if key in ("speed", "position", "eta", "audio") else None for key, _ in COLUMNS)
+
+# role -> function(model, row) giving the row's values (a tuple over columns, or one value for all).
+_CELLS = {
+    Qt.ItemDataRole.DisplayRole: lambda model, row: model._display[row],
+    Qt.ItemDataRole.ToolTipRole: lambda model, row: model._extra[row][0],
+    Qt.ItemDataRole.ForegroundRole: lambda model, row: model._extra[row][1],
+    Qt.ItemDataRole.TextAlignmentRole: lambda model, row: _ALIGNMENT,
+    JOB_ROLE: lambda model, row: model._jobs[row],
+    PROGRESS_ROLE: lambda model, row: model._jobs[row].progress,
+}
+
+
+__all__ = ["JobTableModel", "QueueSummary", "summarise", "COLUMNS", "COLUMN", "JOB_ROLE", "PROGRESS_ROLE"]

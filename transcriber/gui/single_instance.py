@@ -16,6 +16,7 @@ from typing import Sequence
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+
 log = logging.getLogger(__name__)
 
 _TIMEOUT_MS = 3000
@@ -40,7 +41,7 @@ def hand_over(name: str, files: Sequence[str]) -> bool:
         return False
     message = json.dumps({"files": [str(Path(f).absolute()) for f in files]}) + "\n"
     socket.write(message.encode())
-    socket.flush()
+    socket.waitForBytesWritten(_TIMEOUT_MS)
     answered = socket.waitForReadyRead(_TIMEOUT_MS) and bytes(socket.readAll().data()).strip() == b"ok"
     socket.disconnectFromServer()
     return answered
@@ -60,10 +61,18 @@ class InstanceServer(QObject):
         self._buffers: dict[QLocalSocket, bytes] = {}
 
     def listen(self) -> bool:
-        """Start listening; a socket file left by a crashed window is removed first."""
+        """Start listening, unless a window already answers on this name (it was slow to take a hand-over).
+
+        A socket file left by a window that crashed is replaced.
+        """
+        probe = QLocalSocket()
+        probe.connectToServer(self.name)
+        if probe.waitForConnected(_TIMEOUT_MS // 3):
+            probe.disconnectFromServer()
+            log.warning("another window already serves %s", self.name)
+            return False
         if self._server.listen(self.name):
             return True
-        # Only called after hand_over() found no one listening: the name is stale.
         QLocalServer.removeServer(self.name)
         listening = self._server.listen(self.name)
         if not listening:
@@ -97,5 +106,5 @@ class InstanceServer(QObject):
             self.files_received.emit(files)
 
     def _forget(self, socket: QLocalSocket) -> None:
-        self._buffers.pop(socket, None)
-        socket.deleteLater()
+        if self._buffers.pop(socket, None) is not None:
+            socket.deleteLater()

@@ -56,13 +56,13 @@ class StatsWindow(QWidget):
         self.document: dict | None = None
         self.setWindowTitle("transcriber — statistics")
         self.setWindowIcon(app_icon())
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(960, 640)
         self.models_table = QTableWidget(0, 5)
         self.models_table.setHorizontalHeaderLabels(["Model", "Jobs", "Audio (h)", "Mean processing (min)", "Speed (× real time)"])
         self.models_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.models_table.verticalHeader().hide()
         self.models_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.models_table.setMaximumHeight(130)
         self.speed_view = QChartView()
         self.size_view = QChartView()
         for view in (self.speed_view, self.size_view):
@@ -86,6 +86,9 @@ class StatsWindow(QWidget):
         self.document = document
         models = document["models"]
         self.models_table.setRowCount(len(models))
+        header = self.models_table.horizontalHeader().sizeHint().height()
+        rows = max(1, len(models)) * self.models_table.verticalHeader().defaultSectionSize()
+        self.models_table.setFixedHeight(header + rows + 2 * self.models_table.frameWidth() + 2)
         for row, entry in enumerate(models):
             values = [entry["model"], entry["jobs_completed"], f"{entry['audio_hours']:.3f}",
                       f"{entry['mean_processing_minutes']:.2f}", f"{entry['speed']:.1f}×"]

@@ -9,14 +9,35 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
+import threading
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
+
+
+_LOWERED: set[int] = set()
+
+
+def _lower_priority() -> None:
+    """Give this pool thread a lower CPU priority than the GUI thread (Linux: threads have their own nice value).
+
+    On a busy machine the window then wins the CPU over background intake and reads.
+    """
+    native = threading.get_native_id()
+    if native in _LOWERED or not sys.platform.startswith("linux"):
+        return
+    _LOWERED.add(native)
+    try:
+        os.setpriority(os.PRIO_PROCESS, native, min(19, os.getpriority(os.PRIO_PROCESS, native) + 5))
+    except OSError:
+        pass
 
 
 class _Task(QRunnable):
@@ -29,6 +50,7 @@ class _Task(QRunnable):
         self._cleanup = cleanup
 
     def run(self) -> None:
+        _lower_priority()
         try:
             result = self._work()
         except BaseException as error:  # handed to the GUI thread, which decides what to show
@@ -62,6 +84,7 @@ class TaskRunner(QObject):
         self._cleanup = cleanup
         self._ids = itertools.count(1)
         self._callbacks: dict[int, tuple[Callback | None, Callback | None]] = {}
+        self._closed = False
         self.task_done.connect(self._on_done)
         self.task_failed.connect(self._on_failed)
 
@@ -75,12 +98,16 @@ class TaskRunner(QObject):
         Without ``on_error``, an exception goes to ``sys.excepthook`` (the error dialog).
         """
         task_id = next(self._ids)
+        if self._closed:
+            return task_id  # quitting: nothing new starts
         self._callbacks[task_id] = (on_done, on_error)
         self._pool.start(_Task(task_id, work, self, self._cleanup))
         return task_id
 
-    def wait(self, timeout_ms: int = 30000) -> bool:
-        """Wait for running tasks (at quit); their callbacks are dropped."""
+    def close(self, timeout_ms: int = 30000) -> bool:
+        """Wait for running tasks (at quit) and drop their callbacks: the widgets they would update are going away."""
+        self._closed = True
+        self._callbacks.clear()
         return self._pool.waitForDone(timeout_ms)
 
     @Slot(int, object)
@@ -91,6 +118,8 @@ class TaskRunner(QObject):
 
     @Slot(int, object, object)
     def _on_failed(self, task_id: int, error: BaseException, trace) -> None:
+        if self._closed:
+            return
         _, on_error = self._callbacks.pop(task_id, (None, None))
         if on_error is not None:
             on_error(error)

@@ -160,6 +160,7 @@ class TranscriptWindow(QWidget):
         self._match_rows: list[int] = []
         self._match_at = -1
         self.setWindowIcon(app_icon())
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(820, 600)
 
         self.title = QLabel()
