@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
     stats.add_argument("--json", action="store_true")
+
+    commands.add_parser(
+        "self-test",
+        help="transcribe the built-in sample with the default model and check the words (uses a temporary data folder)",
+    )
     return parser
 
 
@@ -437,6 +442,17 @@ def cmd_stats(app, args) -> int:
     return EXIT_OK
 
 
+def cmd_self_test(app, args) -> int:
+    """Transcribe the built-in sample in a temporary data folder (``app`` is None: the user's is never opened)."""
+    from .selftest import report, run_self_test
+
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return report(run_self_test(), __version__)
+
+
 COMMANDS = {
     "transcribe": cmd_transcribe,
     "add": cmd_add,
@@ -451,7 +467,11 @@ COMMANDS = {
     "move": cmd_control,
     "config": cmd_config,
     "stats": cmd_stats,
+    "self-test": cmd_self_test,
 }
+
+# Commands that run without opening the user's data folder (they get None for ``app``).
+STANDALONE_COMMANDS = {"self-test"}
 
 
 def window_request(argv: Sequence[str]) -> tuple[str | None, bool, list[str]] | None:
@@ -513,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
+    if args.command in STANDALONE_COMMANDS:
+        return COMMANDS[args.command](None, args)
     try:
         app = open_app(args.data_dir, verbose=args.verbose)
     except TranscriberError as error:
