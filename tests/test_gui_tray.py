@@ -112,7 +112,8 @@ def test_tray_notifies_keeps_working_when_closed_and_jobs_resume_after_reopening
     names = {job.file_name: job for job in gui.window.model.jobs()}
     assert set(names) == {"short.flac", "long.flac"} and names["short.flac"].status is JobStatus.COMPLETED
     long_id = names["long.flac"].id
-    qtbot.waitUntil(lambda: gui.app.store.get_job(long_id).status is JobStatus.COMPLETED, timeout=180000)
+    qtbot.waitUntil(lambda: gui.app.store.get_job(long_id).status is JobStatus.COMPLETED
+                    and all(run["outcome"] for run in gui.app.store.runs(long_id)), timeout=180000)
     # Every part stopped by the quit continues exactly where its last segment ended.
     runs = gui.app.store.runs(long_id)
     stopped = [run for run in runs if run["outcome"] == "stopped"]
