@@ -101,9 +101,12 @@ def test_tray_notifies_keeps_working_when_closed_and_jobs_resume_after_reopening
 
     # Quitting from the tray stopped the worker at a segment boundary, quickly; the job
     # went back to the queue with its progress.
-    assert by_name["quit"]["seconds"] < 10
+    # The window and tray go at once; the process then waits only for each stream's window
+    # in flight (one 30-second window of decoding, a few seconds on a busy machine), not for
+    # the rest of the file, which was well over a minute of audio away.
+    assert by_name["quit"]["seconds"] < 30
     after = by_name["after_quit"]
-    assert after["status"] == "queued" and 0 < after["processed"] < after["duration"] and not after["lock_held"]
+    assert after["status"] == "queued" and 0 < after["processed"] < after["duration"] - 60 and not after["lock_held"]
 
     # Reopen the same data folder: every job is there, and the long one continues from
     # its last segment (not from zero) and completes.
