@@ -8,7 +8,7 @@ import pytest
 from conftest import decode
 from media import make_bad_inputs
 from transcriber.audio.decode import AudioStream, probe
-from transcriber.audio.features import StreamingFeatures
+from transcriber.audio.features import StreamingFeatures, log_mel
 from transcriber.errors import AudioError
 
 SENTENCE = "The committee met on Tuesday to discuss the budget for next year and agreed to publish the report."
@@ -74,6 +74,18 @@ def test_damaged_packets_are_skipped_and_counted(media):
     total = sum(block.size for block in stream.blocks())
     assert total > 0
     assert stream.decoded_samples == total
+
+
+@pytest.mark.parametrize("samples", [1200, 16_000 * 7 + 123, 480_400])
+def test_blockwise_log_mel_equals_the_librarys(samples):
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(feature_size=80)
+    audio = (np.random.default_rng(samples).standard_normal(samples) * 0.1).astype(np.float32)
+    expected = extractor(audio, padding=0)
+    ours = log_mel(audio, extractor, block_frames=97)  # blocks that do not divide the frame count
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
 def test_streaming_features_match_a_whole_file_computation(corpus):

@@ -21,6 +21,28 @@ from .decode import SAMPLE_RATE
 
 HOP = 160  # samples per feature frame (10 ms)
 _CONTEXT_FRAMES = 2  # frames of real audio kept either side of a slice (the FFT window is 400 samples)
+# Frames transformed at a time. The library transforms a whole 30-second window at once,
+# and its float64/complex temporaries (about 25 MB per window, per stream) were the
+# peaks of the engine's memory; in blocks of 5 seconds they stay near 4 MB.
+_FFT_BLOCK_FRAMES = 500
+
+
+def log_mel(samples: np.ndarray, extractor, block_frames: int = _FFT_BLOCK_FRAMES) -> np.ndarray:
+    """The log-mel spectrogram ``extractor(samples, padding=0)`` gives, computed in blocks of frames."""
+    n_fft = extractor.n_fft
+    padded = np.pad(samples.astype(np.float32, copy=False), n_fft // 2, mode="reflect")
+    # The library's STFT has one frame more than it keeps (it drops the last).
+    frames = (padded.size - n_fft) // HOP
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    mel = np.empty((extractor.mel_filters.shape[0], frames), dtype=np.float32)
+    for first in range(0, frames, block_frames):
+        last = min(frames, first + block_frames)
+        block = np.lib.stride_tricks.sliding_window_view(padded[first * HOP : (last - 1) * HOP + n_fft], n_fft)[::HOP]
+        spectrum = np.fft.rfft(block * window, n=n_fft, axis=-1).astype(np.complex64)
+        mel[:, first:last] = extractor.mel_filters @ (np.abs(spectrum) ** 2).T
+    log_spec = np.log10(np.clip(mel, 1e-10, None))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
 
 
 class StreamingFeatures:
@@ -81,7 +103,7 @@ class StreamingFeatures:
         first = max(0, (start - _CONTEXT_FRAMES) * HOP)
         last = min(self._padded_samples, (stop + _CONTEXT_FRAMES) * HOP)
         samples = self._samples(first, last)
-        features = self._extractor(samples, padding=0)
+        features = log_mel(samples, self._extractor)
         offset = start - first // HOP
         sliced = features[:, offset : offset + (stop - start)]
         if sliced.shape[1] < stop - start:  # only at the very end of a file

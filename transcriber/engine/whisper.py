@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP
 
-# Decoding settings per preset; everything else is faster-whisper's default.
+# Decoding settings per preset; everything else is faster-whisper's default. Measured
+# figures: README, Performance (beam 1 is about 30 % faster than beam 5, at +0.5 to 0.7 WER points).
 PRESET_DECODING: dict[str, dict[str, Any]] = {
-    "accurate": {"beam_size": 5, "best_of": 5},
-    "balanced": {"beam_size": 5, "best_of": 5},
-    "fast": {"beam_size": 1, "best_of": 1},
+    "accurate": {"beam_size": 5, "best_of": 5, "patience": 2.0},
+    "balanced": {"beam_size": 5, "best_of": 5, "patience": 1.0},
+    "fast": {"beam_size": 1, "best_of": 1, "patience": 1.0},
 }
 
 
@@ -146,7 +147,7 @@ def _decoding_options(tokenizer, request: DecodeRequest, start_seconds: float):
     return TranscriptionOptions(
         beam_size=preset["beam_size"],
         best_of=preset["best_of"],
-        patience=1.0,
+        patience=preset["patience"],
         length_penalty=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
