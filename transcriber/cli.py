@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .automation import analytics
+from .automation import commands as automation_commands
 from .audio.decode import format_clock
 from .config import DECLARED, format_value
 from .errors import EngineBusy, TranscriberError
@@ -93,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     job_options(add)
 
     run = commands.add_parser("run", help="the headless engine: recover, then process the queue")
-    run.add_argument("--until-idle", action="store_true", help="return once the queue is empty")
+    run.add_argument(
+        "--until-idle", action="store_true", help="return once the queue is empty and no webhook delivery is due within a minute"
+    )
 
     listing = commands.add_parser("list", help="jobs and where they stand")
     listing.add_argument("--user", metavar="U")
@@ -128,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
     stats.add_argument("--json", action="store_true")
+    stats.add_argument("--csv", action="store_true", help="one table as CSV (see --table)")
+    stats.add_argument("--table", choices=automation_commands.STATS_TABLES, default="daily",
+                       help="for --csv: daily (per day and model, the default), failures, sizes or models")
+
+    automation_commands.add_parsers(commands)
 
     commands.add_parser(
         "self-test",
@@ -291,7 +300,14 @@ def cmd_run(app, args) -> int:
     qt_app = QCoreApplication.instance() or QCoreApplication([])
     runner = EngineRunner(app.engine)
     if args.until_idle:
-        runner.idle.connect(qt_app.quit)
+
+        def quit_when_idle() -> None:
+            # Idle means no job to run and no webhook delivery due within the next minute.
+            due = app.store.next_delivery_due()
+            if due is None or due > time.time() + 60:
+                qt_app.quit()
+
+        runner.idle.connect(quit_when_idle)
     recovered = runner.start()
     for job in recovered:
         print(f"recovered job {job.id} at {format_clock(job.processed_seconds)}: {job.source_path}", file=sys.stderr)
@@ -399,6 +415,7 @@ def cmd_config(app, args) -> int:
 
 
 def stats_document(app) -> dict:
+    facts = app.store.job_facts()
     return {
         "models": [
             {
@@ -419,10 +436,17 @@ def stats_document(app) -> dict:
             }
             for bucket in app.store.size_bucket_stats()
         ],
+        "daily": [
+            {key: round(value, 6) if isinstance(value, float) else value for key, value in row.__dict__.items()}
+            for row in analytics.daily_stats(facts)
+        ],
+        "failures": [row.__dict__ for row in analytics.failure_counts(facts)],
     }
 
 
 def cmd_stats(app, args) -> int:
+    if args.csv:
+        return automation_commands.write_stats_csv(app.store, args.table)
     document = stats_document(app)
     if args.json:
         print(json.dumps(document, indent=2))
@@ -467,6 +491,8 @@ COMMANDS = {
     "move": cmd_control,
     "config": cmd_config,
     "stats": cmd_stats,
+    "webhooks": automation_commands.cmd_webhooks,
+    "watch": automation_commands.cmd_watch,
     "self-test": cmd_self_test,
 }
 
