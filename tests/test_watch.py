@@ -228,3 +228,16 @@ def test_command_line_adds_lists_and_removes_watch_folders(data_dir, inbox, tmp_
     assert missing.returncode != 0 and "not a folder" in missing.stderr
     run_cli("watch", "remove", folder_id, data_dir=data_dir, check=True)
     assert json.loads(run_cli("watch", "list", "--json", data_dir=data_dir, check=True).stdout) == []
+
+
+def test_a_file_gone_before_it_settled_is_forgotten_and_the_service_becomes_idle(engine, inbox, speech):
+    engine.store.add_watch_folder(str(inbox), user="ann")
+    service = WatchService(engine, settle_seconds=5.0)
+    assert not service.is_idle()  # not scanned yet
+    partial = inbox / "upload.wav"
+    shutil.copyfile(speech, partial)
+    service.scan(now=0.0)
+    assert not service.is_idle()  # settling
+    partial.rename(inbox / "upload.part")  # not media any more
+    service.scan(now=1.0)
+    assert engine.store.watch_files() == [] and service.is_idle()

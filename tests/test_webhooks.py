@@ -271,3 +271,25 @@ def test_add_without_secret_makes_one(data_dir):
     assert "secret" in added
     listed = json.loads(run_cli("webhooks", "list", "--json", data_dir=data_dir, check=True).stdout)
     assert len(listed[0]["secret"]) == 40 and listed[0]["events"] == ["job.completed", "job.failed"]
+
+
+def test_run_until_idle_delivers_what_is_due_before_returning(receiver, data_dir):
+    from transcriber.jobs import JobOptions
+    from transcriber.store import JobStore
+
+    server = receiver((503, 0.0), (200, 0.0))
+    store = JobStore.open(data_dir / "transcriber.db")
+    store.add_webhook(server.url, "k", ["job.failed"])
+    job = store.add_job(user="u", source_path="/nowhere.wav", size_bytes=1, mtime=0, content_hash="x",
+                        duration_seconds=1.0, declared_seconds=1.0, options=JobOptions(), max_queued=10)
+    store.mark_failed(job.id, "gone", "source_changed")
+    store.set_setting("webhook_first_retry_seconds", "1")
+    store.close()
+    # No job to run: the first answer (503) schedules a retry a second later, within the
+    # minute run --until-idle waits for, so it stays until the delivery is accepted.
+    result = run_cli("run", "--until-idle", data_dir=data_dir, check=True)
+    assert [item.status for item in server.received] == [503, 200], result.stderr
+    log = json.loads(run_cli("webhooks", "log", "--json", data_dir=data_dir, check=True).stdout)
+    assert [(row["job_id"], row["status_code"], row["outcome"]) for row in log] == [
+        (job.id, 503, "retry"), (job.id, 200, "delivered")
+    ]

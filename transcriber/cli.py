@@ -302,9 +302,9 @@ def cmd_run(app, args) -> int:
     if args.until_idle:
 
         def quit_when_idle() -> None:
-            # Idle means no job to run and no webhook delivery due within the next minute.
-            due = app.store.next_delivery_due()
-            if due is None or due > time.time() + 60:
+            # Idle: no job to run, no webhook delivery due within the next minute, and no
+            # file in a watch folder still settling, waiting for room or for its rule.
+            if all(service.is_idle() for service in app.engine.services):
                 qt_app.quit()
 
         runner.idle.connect(quit_when_idle)

@@ -88,6 +88,7 @@ class WatchService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._scans = 0  # completed since start()
 
     # ---------------------------------------------------------------- scan
 
@@ -100,13 +101,22 @@ class WatchService:
             self._follow_up(folders, report)
             for folder in folders.values():
                 self._scan_folder(folder, now, report)
+            self._scans += 1
         return report
+
+    def is_idle(self) -> bool:
+        """True once a scan ran and no file is settling, waiting for room or waiting for its rule to apply."""
+        if not self.store.watch_folders():
+            return True
+        busy = [WatchFileState.SETTLING, WatchFileState.WAITING, WatchFileState.QUEUED]
+        return self._scans > 0 and not self.store.watch_files(states=busy)
 
     def _scan_folder(self, folder: WatchFolder, now: float, report: ScanReport) -> None:
         root = Path(folder.path)
         if not root.is_dir():
             return
         known = {item.path: item for item in self.store.watch_files(folder.id)}
+        present = set()
         for path, refusal in intake.expand([root]):
             if refusal is not None:
                 continue  # no media in the folder (yet)
@@ -118,6 +128,7 @@ class WatchService:
                 stat = os.stat(path)
             except OSError:
                 continue  # vanished since the listing
+            present.add(path)
             seen = known.get(path)
             if seen is None:
                 self.store.note_watch_file(folder.id, path, stat.st_size, stat.st_mtime, now, WatchFileState.SETTLING)
@@ -131,6 +142,9 @@ class WatchService:
                 continue
             if seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING) and now - seen.changed_at >= self.settle_seconds:
                 self._take(folder, seen, report)
+        for path, seen in known.items():
+            if path not in present and seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING):
+                self.store.forget_watch_file(seen.id)  # gone before it was taken (a renamed temporary file)
 
     def _take(self, folder: WatchFolder, seen: WatchFile, report: ScanReport) -> None:
         """Queue a settled file by the folder's rule, or say why not."""
@@ -216,6 +230,7 @@ class WatchService:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._scans = 0
         self._thread = threading.Thread(target=self._loop, name="watch-folders", daemon=True)
         self._thread.start()
 

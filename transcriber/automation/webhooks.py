@@ -105,6 +105,10 @@ class RetryPolicy:
         if self.first_delay < 0 or self.factor < 1 or self.max_delay < 0 or self.max_attempts < 1 or self.give_up_after < 0:
             raise ValueError(f"invalid retry policy: {self}")
 
+    @classmethod
+    def from_settings(cls, settings) -> "RetryPolicy":
+        return cls(first_delay=float(settings.webhook_first_retry_seconds), give_up_after=settings.webhook_retry_hours * 3600.0)
+
     def next_attempt(self, attempts_made: int, created_at: float, now: float) -> float | None:
         """When to try again after ``attempts_made`` failed attempts, or None to give up."""
         if attempts_made >= self.max_attempts:
@@ -181,8 +185,8 @@ class WebhookDispatcher:
 
     Args:
         store: the JobStore of the data folder.
-        policy: retries and back-off.
-        timeout: seconds allowed per request (connect and answer).
+        policy: retries and back-off (default: from the settings, read at each attempt).
+        timeout: seconds allowed per request (default: the ``webhook_timeout_seconds`` setting).
         poll_seconds: how often the thread looks for due deliveries when idle.
         poster: sends one request (tests may pass their own; the default is urllib).
     """
@@ -192,12 +196,12 @@ class WebhookDispatcher:
         store,
         *,
         policy: RetryPolicy | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         poll_seconds: float = 1.0,
         poster: Callable[[str, bytes, dict, float], PostResult] = post,
     ):
         self.store = store
-        self.policy = policy or RetryPolicy()
+        self.policy = policy
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self.poster = poster
@@ -233,12 +237,14 @@ class WebhookDispatcher:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(delivery.secret, timestamp, raw),
         }
+        settings = self.store.settings()
+        policy = self.policy or RetryPolicy.from_settings(settings)
         attempted_at = time.time()
-        result = self.poster(delivery.url, raw, headers, self.timeout)
+        result = self.poster(delivery.url, raw, headers, self.timeout or settings.webhook_timeout_seconds)
         outcome = classify(result)
         next_at = None
         if outcome == "retry":
-            next_at = self.policy.next_attempt(delivery.attempts + 1, delivery.created_at, time.time()) if retry else None
+            next_at = policy.next_attempt(delivery.attempts + 1, delivery.created_at, time.time()) if retry else None
             if next_at is None:
                 outcome = "failed"
         log.info(
@@ -294,6 +300,11 @@ class WebhookDispatcher:
         delivery = self.store.queue_test_delivery(webhook_id, snapshot)
         return self.attempt(delivery, retry=False)
 
+    def is_idle(self, within: float = 60.0) -> bool:
+        """True when no delivery is due within ``within`` seconds (what ``run --until-idle`` waits for)."""
+        due = self.store.next_delivery_due()
+        return due is None or due > time.time() + within
+
     # ------------------------------------------------------------- thread
 
     def start(self) -> None:
@@ -312,7 +323,7 @@ class WebhookDispatcher:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout if timeout is not None else self.timeout + 5)
+            self._thread.join(timeout if timeout is not None else (self.timeout or 60) + 5)
             self._thread = None
 
     def _loop(self) -> None:

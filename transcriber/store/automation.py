@@ -420,6 +420,10 @@ class AutomationStore:
         File_.update(**values).where(File_.id == file_id).execute()
 
     @_translating
+    def forget_watch_file(self, file_id: int) -> None:
+        self.m.WatchFile.delete().where(self.m.WatchFile.id == file_id).execute()
+
+    @_translating
     def find_duplicate(self, content_hash: str, options: JobOptions) -> Job | None:
         """A job of the same content with the same options that completed or is still to run, if any."""
         Job_ = self.m.Job
