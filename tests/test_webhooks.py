@@ -293,3 +293,31 @@ def test_run_until_idle_delivers_what_is_due_before_returning(receiver, data_dir
     assert [(row["job_id"], row["status_code"], row["outcome"]) for row in log] == [
         (job.id, 503, "retry"), (job.id, 200, "delivered")
     ]
+
+
+def test_job_started_is_sent_once_even_when_the_job_is_paused_and_resumed(make_engine, model_cache, receiver, speech, tmp_path):
+    import threading
+
+    gate = threading.Semaphore(0)
+    engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=1.0, gate=gate))
+    server = receiver()
+    engine.store.add_webhook(server.url, "k", ["job.started", "job.completed"])
+    (result,) = engine.add([copy_of(speech, tmp_path, "paused.wav")], user="ann")
+    worker = threading.Thread(target=engine.run_until_idle)
+    worker.start()
+    gate.release()
+    for _ in range(400):
+        if engine.store.get_job(result.job.id).processed_seconds > 0:
+            break
+        time.sleep(0.01)
+    engine.pause(result.job.id)
+    gate.release()
+    worker.join()
+    engine.resume(result.job.id)
+    for _ in range(100):
+        gate.release()
+    engine.run_until_idle()
+    finished = engine.store.get_job(result.job.id)
+    assert finished.status is JobStatus.COMPLETED and finished.attempts == 2  # started twice
+    WebhookDispatcher(engine.store).deliver_due()
+    assert [item.json["event"] for item in server.received] == ["job.started", "job.completed"]

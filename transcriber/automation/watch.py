@@ -234,7 +234,7 @@ class WatchService:
         self._thread = threading.Thread(target=self._loop, name="watch-folders", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

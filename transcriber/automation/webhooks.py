@@ -318,12 +318,16 @@ class WebhookDispatcher:
         """Look for due deliveries now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the request in flight (at most ``timeout`` + the request timeout)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop after the request in flight, waiting for it at most ``timeout`` seconds.
+
+        Quitting never waits for a slow receiver: an attempt still in flight then is not
+        logged and is made again by the next process (delivery is at least once).
+        """
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout if timeout is not None else (self.timeout or 60) + 5)
+            self._thread.join(timeout)
             self._thread = None
 
     def _loop(self) -> None:

@@ -354,7 +354,8 @@ class JobStore(AutomationStore):
                     failure_cause=None,
                     speed=None,
                 ).where(Job_.id == job_id).execute()
-                self._queue_event("job.started", job_id)
+                if row.started_at is None:  # the first start only, not a resume or a restart
+                    self._queue_event("job.started", job_id)
             if not Part_.select().where(Part_.job == job_id).exists():
                 stretches = list(plan or [(0.0, row.duration_seconds)])
                 Part_.insert_many(
