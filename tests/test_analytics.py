@@ -135,3 +135,34 @@ def test_the_engine_records_why_a_job_failed(make_engine, model_cache, speak, tm
     engine.run_until_idle()
     (fact,) = engine.store.job_facts()
     assert fact.status == "failed" and fact.failure_cause == "source_changed"
+
+
+def test_a_version_1_database_gains_the_automation_tables_and_keeps_its_jobs(data_dir):
+    from peewee import SqliteDatabase
+
+    from transcriber.store.migrations import MIGRATIONS, schema_version
+
+    path = data_dir / "old.db"
+    old = SqliteDatabase(str(path))
+    old.connect()
+    MIGRATIONS[0](old)
+    old.execute_sql("PRAGMA user_version = 1")
+    old.execute_sql("INSERT INTO user (id, name, created_at) VALUES (1, 'ann', 0)")
+    old.execute_sql(
+        "INSERT INTO job (user_id, source_path, size_bytes, mtime, content_hash, duration_seconds, model, options, "
+        "status, created_at, started_at, updated_at, finished_at, processing_seconds) VALUES "
+        "(1, '/old.wav', 2000000, 0, 'h', 120, 'tiny.en', '{}', 'completed', 0, 10, 70, 70, 20)"
+    )
+    old.close()
+    store = JobStore.open(path)
+    try:
+        assert schema_version(store.db) == 2
+        (job,) = store.list_jobs()
+        assert job.source_path == "/old.wav" and job.status.value == "completed"
+        rows = analytics.daily_stats(store.job_facts(), timezone.utc)
+        assert [(r.day, r.jobs_completed, r.mean_speed, r.mean_queue_wait_seconds) for r in rows] == [
+            ("1970-01-01", 1, 6.0, 10.0)
+        ]
+        assert store.webhooks() == [] and store.watch_folders() == [] and store.delivery_log() == []
+    finally:
+        store.close()

@@ -59,7 +59,7 @@ def test_a_file_copied_in_slowly_is_queued_once_after_it_stops_growing(engine, i
 
 def test_a_file_being_written_by_another_thread_is_picked_up_once(engine, inbox, speech):
     engine.store.add_watch_folder(str(inbox), user="ann")
-    service = WatchService(engine, settle_seconds=0.3)
+    service = WatchService(engine, settle_seconds=1.5)
     data = speech.read_bytes()
     written = threading.Event()
 
@@ -79,7 +79,7 @@ def test_a_file_being_written_by_another_thread_is_picked_up_once(engine, inbox,
         time.sleep(0.02)
     writer.join()
     assert queued == []  # never while it grew
-    for _ in range(200):
+    for _ in range(400):
         queued += service.scan().queued
         if queued:
             break
