@@ -115,6 +115,9 @@ def test_command_line_csv_and_json(known, data_dir):
     assert sizes.splitlines() == ["low_mb,high_mb,jobs,mean_processing_minutes", "1,5,2,2.5", "10,50,1,10"]
     models = run_cli("stats", "--csv", "--table", "models", data_dir=data_dir, check=True, env=env).stdout
     assert models.splitlines()[1:] == ["base,1,1,10,6", "tiny.en,2,0.5,2.5,6"]
+    text = run_cli("stats", data_dir=data_dir, check=True, env=env).stdout.splitlines()
+    assert "2026-11-30  tiny.en              2      1     0.50    6.0x       1.5" in text
+    assert "2026-12-01  tiny.en              0      1     0.00       -         -" in text
     document = json.loads(run_cli("stats", "--json", data_dir=data_dir, check=True, env=env).stdout)
     assert document["daily"][1] == {
         "day": "2026-11-30", "model": "tiny.en", "jobs_completed": 2, "jobs_failed": 1, "audio_hours": 0.5,

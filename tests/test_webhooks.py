@@ -321,3 +321,14 @@ def test_job_started_is_sent_once_even_when_the_job_is_paused_and_resumed(make_e
     assert finished.status is JobStatus.COMPLETED and finished.attempts == 2  # started twice
     WebhookDispatcher(engine.store).deliver_due()
     assert [item.json["event"] for item in server.received] == ["job.started", "job.completed"]
+
+
+def test_a_test_event_to_a_receiver_that_is_down_fails_once_and_says_why(receiver, data_dir):
+    server = receiver()
+    url = server.url
+    server.stop()  # nobody listens on that port now
+    webhook_id = run_cli("webhooks", "add", url, "--secret", "k", data_dir=data_dir, check=True).stdout.split()[0]
+    tested = run_cli("webhooks", "test", webhook_id, data_dir=data_dir)
+    assert tested.returncode == 1 and "error:" in tested.stdout and "failed" in tested.stdout
+    (row,) = json.loads(run_cli("webhooks", "log", "--json", data_dir=data_dir, check=True).stdout)
+    assert row["status_code"] is None and row["error"] and row["outcome"] == "failed"  # a test is never retried

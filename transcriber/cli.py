@@ -463,6 +463,14 @@ def cmd_stats(app, args) -> int:
         high = bucket["size_mb_to"]
         label = f"{bucket['size_mb_from']:g}-{high:g}" if high is not None else f">= {bucket['size_mb_from']:g}"
         print(f"{label:<16} {bucket['jobs']:>5} {bucket['mean_processing_minutes']:>20.2f}")
+    if document["daily"]:
+        print()
+        print(f"{'day':<11} {'model':<16} {'done':>5} {'failed':>6} {'audio h':>8} {'speed':>7} {'wait min':>9}")
+    for row in document["daily"]:
+        speed = f"{row['mean_speed']:6.1f}x" if row["mean_speed"] is not None else "      -"
+        wait = f"{row['mean_queue_wait_seconds'] / 60:9.1f}" if row["mean_queue_wait_seconds"] is not None else "        -"
+        print(f"{row['day']:<11} {row['model']:<16} {row['jobs_completed']:>5} {row['jobs_failed']:>6} "
+              f"{row['audio_hours']:>8.2f} {speed} {wait}")
     return EXIT_OK
 
 
