@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine import intake
-from ..errors import IntakeRefused, StoreError, TranscriberError, AutomationError
+from ..errors import AutomationError, IntakeRefused, StoreError, TranscriberError
 from ..jobs import JobStatus
 from .records import WatchFile, WatchFileState, WatchFolder
 

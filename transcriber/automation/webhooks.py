@@ -30,7 +30,7 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import AutomationError, StoreError
-from .records import EVENTS, TEST_EVENT, Delivery, DeliveryAttempt
+from .records import EVENTS, Delivery, DeliveryAttempt
 
 log = logging.getLogger(__name__)
 
