@@ -165,7 +165,7 @@ def test_keep_leaves_the_source_and_a_failed_job_is_not_moved(engine, tmp_path, 
     assert engine.store.watch_files()[0].state == WatchFileState.FAILED
 
 
-def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inbox, speech):
+def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inbox, speech, data_dir):
     engine.store.set_setting("max_queued_per_user", "2")
     engine.store.add_watch_folder(str(inbox), user="ann")
     for number in range(5):
@@ -177,6 +177,8 @@ def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inb
     assert len(report.queued) == 2 and len(report.waiting) == 3
     waiting = [item for item in engine.store.watch_files() if item.state == WatchFileState.WAITING]
     assert len(waiting) == 3 and all("queue" in item.message for item in waiting)
+    listed = json.loads(run_cli("watch", "files", "--json", data_dir=data_dir, check=True).stdout)
+    assert sorted(item["state"] for item in listed) == ["queued", "queued", "waiting", "waiting", "waiting"]
     engine.run_until_idle()
     now = 3.0
     for _ in range(5):
@@ -226,6 +228,7 @@ def test_command_line_adds_lists_and_removes_watch_folders(data_dir, inbox, tmp_
     assert again.returncode != 0 and "already a watch folder" in again.stderr
     missing = run_cli("watch", "add", str(tmp_path / "nope"), data_dir=data_dir)
     assert missing.returncode != 0 and "not a folder" in missing.stderr
+    assert run_cli("watch", "files", data_dir=data_dir, check=True).stdout.strip() == "no files seen yet"
     run_cli("watch", "remove", folder_id, data_dir=data_dir, check=True)
     assert json.loads(run_cli("watch", "list", "--json", data_dir=data_dir, check=True).stdout) == []
 

@@ -63,6 +63,9 @@ def add_parsers(commands) -> None:
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="stop watching a folder (its jobs stay)")
     remove.add_argument("folder_id", type=int, metavar="ID")
+    files = actions.add_parser("files", help="the files seen in watch folders and what became of them")
+    files.add_argument("folder_id", type=int, nargs="?", metavar="ID")
+    files.add_argument("--json", action="store_true")
 
 
 def endpoint_record(endpoint) -> dict:
@@ -190,6 +193,18 @@ def cmd_watch(app, args) -> int:
                     f"output {folder.output_dir} ({','.join(folder.formats) or 'default formats'})" if folder.output_dir else "",
                     f"after {folder.after_text}"]
             print(f"{folder.id}\t{folder.path}\t{folder.user}\t{'; '.join(part for part in rule if part)}")
+        return EXIT_OK
+    if args.action == "files":
+        seen = store.watch_files(args.folder_id)
+        if args.json:
+            print(json.dumps([{"folder_id": item.folder_id, "path": item.path, "state": item.state, "job_id": item.job_id,
+                               "message": item.message} for item in seen], indent=2, ensure_ascii=False))
+            return EXIT_OK
+        if not seen:
+            print("no files seen yet")
+        for item in seen:
+            job = str(item.job_id) if item.job_id is not None else "-"
+            print(f"{item.folder_id}\t{item.state}\t{job}\t{item.path}" + (f"\t({item.message})" if item.message else ""))
         return EXIT_OK
     store.remove_watch_folder(args.folder_id)
     print(f"{args.folder_id}\tremoved")
