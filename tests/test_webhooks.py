@@ -332,3 +332,24 @@ def test_a_test_event_to_a_receiver_that_is_down_fails_once_and_says_why(receive
     assert tested.returncode == 1 and "error:" in tested.stdout and "failed" in tested.stdout
     (row,) = json.loads(run_cli("webhooks", "log", "--json", data_dir=data_dir, check=True).stdout)
     assert row["status_code"] is None and row["error"] and row["outcome"] == "failed"  # a test is never retried
+
+
+def test_a_completion_whose_process_died_before_its_export_is_still_delivered(fake_engine, receiver, tmp_path):
+    from transcriber.jobs import JobOptions
+
+    server = receiver()
+    engine = fake_engine()
+    store = engine.store
+    store.add_webhook(server.url, "k", ["job.completed"])
+    job = store.add_job(user="u", source_path="/x.wav", size_bytes=1, mtime=0, content_hash="x", duration_seconds=5.0,
+                        declared_seconds=5.0, options=JobOptions(), max_queued=10)
+    _, _, run_id = store.claim_work(job.id)
+    store.commit_progress(job.id, 0, run_id, [], processed_seconds=5.0, processing_seconds=1.0, speed=None)
+    store.finish_part(job.id, 0)
+    store.mark_completed(job.id)  # ...and the process dies before exporting and releasing
+    assert WebhookDispatcher(store).deliver_due(now=time.time() + LATER) == 0  # held
+    store.close()
+    restarted = fake_engine()
+    restarted.recover()
+    assert WebhookDispatcher(restarted.store).deliver_due() == 1
+    assert [item.json["job_id"] for item in server.accepted] == [job.id]
