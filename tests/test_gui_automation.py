@@ -37,6 +37,7 @@ def test_webhooks_and_watch_folders_from_the_window(make_gui, qtbot, tmp_path):
         qtbot.waitUntil(lambda: view.folders_table.rowCount() == 1, timeout=10000)
         assert view.folders_table.item(0, 1).text() == str(inbox)
         assert view.folders_table.item(0, 3).text() == f"model base; then move:{tmp_path / 'done'}"
+        assert view.folders_table.item(0, 4).text() == "none yet"
         assert [folder.path for folder in gui.app.store.watch_folders()] == [str(inbox)]
 
         view.remove_watch_folder(view.folders[0].id)

@@ -191,7 +191,7 @@ class AutomationWindow(QWidget):
         self.tabs = QTabWidget()
         self.endpoints_table = _table(["ID", "URL", "Events", "Sends"])
         self.log_table = _table(["Time", "Endpoint", "Event", "Job", "Result", "Outcome", "URL"])
-        self.folders_table = _table(["ID", "Folder", "User", "Rule"])
+        self.folders_table = _table(["ID", "Folder", "User", "Rule", "Files seen"])
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.tabs.addTab(self._page(self.endpoints_table, [("Add…", self.ask_webhook), ("Remove", self._remove_selected_webhook),
@@ -220,10 +220,16 @@ class AutomationWindow(QWidget):
 
     def reload(self) -> None:
         store = self.app.store
-        self.tasks.run(lambda: (store.webhooks(), store.delivery_log(limit=500), store.watch_folders()), self._show)
+        self.tasks.run(
+            lambda: (store.webhooks(), store.delivery_log(limit=500), store.watch_folders(), store.watch_files()), self._show
+        )
 
     def _show(self, loaded) -> None:
-        self.endpoints, self.attempts, self.folders = loaded
+        self.endpoints, self.attempts, self.folders, files = loaded
+        counts: dict[int, dict[str, int]] = {}
+        for item in files:
+            states = counts.setdefault(item.folder_id, {})
+            states[item.state] = states.get(item.state, 0) + 1
         _fill(self.endpoints_table, [[e.id, e.url, ", ".join(e.events), e.include] for e in self.endpoints])
         _fill(self.log_table, [
             [_time(a.attempted_at), a.endpoint_id, a.event, a.job_id if a.job_id is not None else "-",
@@ -233,7 +239,8 @@ class AutomationWindow(QWidget):
         _fill(self.folders_table, [
             [f.id, f.path, f.user, "; ".join(part for part in (
                 f"model {f.model}" if f.model else "", f"language {f.language}" if f.language else "",
-                f"export to {f.output_dir}" if f.output_dir else "", f"then {f.after_text}") if part)]
+                f"export to {f.output_dir}" if f.output_dir else "", f"then {f.after_text}") if part),
+             ", ".join(f"{count} {state}" for state, count in sorted(counts.get(f.id, {}).items())) or "none yet"]
             for f in self.folders
         ])
         self.loaded += 1
