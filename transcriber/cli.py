@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .audio.decode import format_clock
 from .automation import analytics
 from .automation import commands as automation_commands
-from .audio.decode import format_clock
 from .config import DECLARED, format_value
 from .errors import EngineBusy, TranscriberError
 from .export import FORMATS, output_name, write_atomic, render
@@ -130,13 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("key", nargs="?", metavar="KEY", help=", ".join(DECLARED))
     config.add_argument("value", nargs="?", metavar="VALUE")
 
+    automation_commands.add_parsers(commands)
+
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
-    stats.add_argument("--json", action="store_true")
     stats.add_argument("--csv", action="store_true", help="one table as CSV (see --table)")
     stats.add_argument("--table", choices=automation_commands.STATS_TABLES, default="daily",
                        help="for --csv: daily (per day and model, the default), failures, sizes or models")
-
-    automation_commands.add_parsers(commands)
+    stats.add_argument("--json", action="store_true")
 
     commands.add_parser(
         "self-test",
@@ -498,9 +498,9 @@ COMMANDS = {
     "remove": cmd_control,
     "move": cmd_control,
     "config": cmd_config,
-    "stats": cmd_stats,
     "webhooks": automation_commands.cmd_webhooks,
     "watch": automation_commands.cmd_watch,
+    "stats": cmd_stats,
     "self-test": cmd_self_test,
 }
 

@@ -87,12 +87,12 @@ class MainWindow(QMainWindow):
         self.ui_state = QSettings(str(app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
         self.settings: Settings = app.store.settings()
         self.summary = summarise([])
+        self._automation = None
         self._quitting = False
         self._refreshing = False
         self._adding = 0
         self._transcripts: dict[int, QWidget] = {}
         self._stats = None
-        self._automation = None
 
         self.setWindowTitle("transcriber")
         self.setWindowIcon(app_icon())
@@ -615,10 +615,10 @@ class MainWindow(QMainWindow):
         self.quit_requested.emit()
 
     def close_views(self) -> None:
+        if self._automation is not None:
+            self._automation.close()
         for window in list(self._transcripts.values()):
             window.close()
         if self._stats is not None:
             self._stats.close()
-        if self._automation is not None:
-            self._automation.close()
         self._timer.stop()
