@@ -353,3 +353,25 @@ def test_a_completion_whose_process_died_before_its_export_is_still_delivered(fa
     restarted.recover()
     assert WebhookDispatcher(restarted.store).deliver_due() == 1
     assert [item.json["job_id"] for item in server.accepted] == [job.id]
+
+
+def test_a_dispatcher_stopped_and_started_again_runs_one_thread(fake_engine, receiver, speech, tmp_path):
+    server = receiver()
+    engine = fake_engine()
+    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    dispatcher = WebhookDispatcher(engine.store, poll_seconds=0.05)
+    dispatcher.start()
+    dispatcher.stop()
+    dispatcher.start()
+    try:
+        engine.add([copy_of(speech, tmp_path, "again.wav")], user="ann")
+        engine.run_until_idle()
+        for _ in range(400):
+            if server.accepted:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # a second thread, if there were one, would post again meanwhile
+    finally:
+        dispatcher.stop()
+    assert len(server.received) == 1
+    assert [thread.name for thread in __import__("threading").enumerate()].count("webhooks") == 0

@@ -229,9 +229,9 @@ class WatchService:
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stop.clear()
+        self._stop = threading.Event()  # a fresh one per thread (see WebhookDispatcher.start)
         self._scans = 0
-        self._thread = threading.Thread(target=self._loop, name="watch-folders", daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="watch-folders", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -240,15 +240,15 @@ class WatchService:
             self._thread.join(timeout)
             self._thread = None
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
                     self.scan()
                 except StoreError as error:
                     log.warning("watch folders not scanned: %s", error)
                 except Exception:  # a bug must not end watching for the session
                     log.exception("watch folder scan failed")
-                self._stop.wait(self.interval)
+                stop.wait(self.interval)
         finally:
             self.store.close()

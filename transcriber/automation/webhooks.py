@@ -211,11 +211,11 @@ class WebhookDispatcher:
 
     # --------------------------------------------------------- synchronous
 
-    def deliver_due(self, now: float | None = None) -> int:
-        """Attempt every delivery due at ``now`` once; returns how many were attempted."""
+    def deliver_due(self, now: float | None = None, stop: threading.Event | None = None) -> int:
+        """Attempt every delivery due at ``now`` once (until ``stop`` is set); returns how many were attempted."""
         due = self.store.due_deliveries(now if now is not None else time.time())
         for delivery in due:
-            if self._stop.is_set():
+            if stop is not None and stop.is_set():
                 break
             self.attempt(delivery)
         return len(due)
@@ -310,13 +310,11 @@ class WebhookDispatcher:
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
+        # A fresh event per thread: a thread still finishing its last request after
+        # stop() keeps seeing its own event set and ends.
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="webhooks", daemon=True)
         self._thread.start()
-
-    def wake(self) -> None:
-        """Look for due deliveries now rather than at the next poll."""
-        self._wake.set()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop after the request in flight, waiting for it at most ``timeout`` seconds.
@@ -330,11 +328,11 @@ class WebhookDispatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
-                    attempted = self.deliver_due()
+                    attempted = self.deliver_due(stop=stop)
                 except StoreError as error:
                     log.warning("webhook deliveries paused: %s", error)
                     attempted = 0
