@@ -89,3 +89,22 @@ def test_statistics_view_shows_days_and_failure_causes(qapp):
     assert [bars.at(i) for i in range(bars.count())] == [0.5, 0.0]
     assert view.failures_label.text() == "Failures by cause: audio 2"
     view.close()
+
+
+def test_the_settings_dialog_holds_the_webhook_retry_settings(make_gui, qtbot):
+    from transcriber.gui.settings_dialog import SettingsDialog
+
+    gui = make_gui(start=False)
+    dialog = SettingsDialog(gui.app.store, gui.window)
+    qtbot.addWidget(dialog)
+    assert [dialog.value_text(key) for key in ("webhook_timeout_seconds", "webhook_first_retry_seconds",
+                                               "webhook_retry_hours")] == ["10", "30", "24"]
+    dialog.set_value_text("webhook_first_retry_seconds", "0")
+    assert not dialog.save() and "must be at least 1" in dialog.error_text("webhook_first_retry_seconds")
+    dialog.set_value_text("webhook_first_retry_seconds", "5")
+    dialog.accept()
+    settings = gui.app.store.settings()
+    assert settings.webhook_first_retry_seconds == 5
+    from transcriber.automation.webhooks import RetryPolicy
+
+    assert RetryPolicy.from_settings(settings).next_attempt(1, 0.0, 100.0) == 105.0
