@@ -148,6 +148,14 @@ class WatchService:
 
     def _take(self, folder: WatchFolder, seen: WatchFile, report: ScanReport) -> None:
         """Queue a settled file by the folder's rule, or say why not."""
+        limit = self.engine.limits.max_queued_per_user
+        if self.store.count_queued(folder.user) >= limit:
+            # Checked before hashing: files waiting for room are looked at every scan.
+            if seen.state != WatchFileState.WAITING:
+                message = f"waiting: user {folder.user!r} has {limit} queued jobs (max_queued_per_user)"
+                self.store.update_watch_file(seen.id, state=WatchFileState.WAITING, message=message)
+            report.waiting.append(seen.path)
+            return
         options = self.engine.default_options(model=folder.model, language=folder.language)
         try:
             digest = intake.content_hash(seen.path)
