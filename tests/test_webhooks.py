@@ -375,3 +375,17 @@ def test_a_dispatcher_stopped_and_started_again_runs_one_thread(fake_engine, rec
         dispatcher.stop()
     assert len(server.received) == 1
     assert [thread.name for thread in __import__("threading").enumerate()].count("webhooks") == 0
+
+
+def test_automation_imports_no_qt_at_all():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, transcriber.automation.webhooks, transcriber.automation.watch, transcriber.automation.analytics,"
+        " transcriber.automation.commands, transcriber.store;"
+        "bad = [m for m in sys.modules if m.startswith('PySide6')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
