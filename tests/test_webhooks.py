@@ -389,3 +389,16 @@ def test_automation_imports_no_qt_at_all():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_receiver_slower_than_the_timeout_is_retried(fake_engine, receiver, speech, tmp_path):
+    server = receiver((200, 2.0))  # answers, but too late
+    engine = fake_engine()
+    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.add([copy_of(speech, tmp_path, "slow.wav")], user="ann")
+    (job,) = engine.run_until_idle()
+    deliver_everything(WebhookDispatcher(engine.store, timeout=0.5))
+    log = engine.store.delivery_log()
+    assert [(a.status_code, a.outcome) for a in log] == [(None, "retry"), (200, "delivered")]
+    assert "timed out" in log[0].error
+    assert engine.store.deliveries(job.id)[0].state == DeliveryState.DELIVERED
