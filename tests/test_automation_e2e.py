@@ -40,9 +40,8 @@ def test_a_receiver_that_sleeps_10_s_never_holds_up_transcription(make_engine, s
     first_delivery, second_delivery = server.received
     assert first_delivery.json["job_id"] == one.id and second_delivery.json["job_id"] == two.id
     assert first_delivery.arrived_at >= one.finished_at  # posted after the job completed...
-    # ...and while the receiver sat on it, the next job started and finished.
-    assert two.started_at < first_delivery.answered_at
-    assert two.finished_at < first_delivery.answered_at
+    # ...and while the receiver sat on it, the next job started: it did not wait for the delivery.
+    assert one.finished_at <= two.started_at < first_delivery.answered_at
     assert [attempt.status_code for attempt in engine.store.delivery_log()] == [200, 200]
 
 
