@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .automation.watch import WatchService
+from .automation.webhooks import WebhookDispatcher
 from .engine.core import Engine, EngineListener
 from .engine.models import ModelPool
 from .errors import EngineBusy
@@ -123,4 +125,6 @@ def open_app(data_dir: str | os.PathLike | None = None, *, listener: EngineListe
     settings = store.settings()
     models = ModelPool(paths.model_cache, workers=settings.workers, idle_seconds=settings.model_idle_unload_seconds)
     engine = Engine(store, models, default_export_dir=paths.default_export_dir, listener=listener)
+    # Started and stopped by whichever runner serves the data folder (the window or `run`).
+    engine.services = [WebhookDispatcher(store), WatchService(engine)]
     return App(paths=paths, store=store, models=models, engine=engine, lock=EngineLock(paths.engine_lock))

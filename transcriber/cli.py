@@ -17,6 +17,8 @@ from typing import Sequence
 
 from . import __version__
 from .audio.decode import format_clock
+from .automation import analytics
+from .automation import commands as automation_commands
 from .config import DECLARED, format_value
 from .errors import EngineBusy, TranscriberError
 from .export import FORMATS, output_name, write_atomic, render
@@ -93,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     job_options(add)
 
     run = commands.add_parser("run", help="the headless engine: recover, then process the queue")
-    run.add_argument("--until-idle", action="store_true", help="return once the queue is empty")
+    run.add_argument(
+        "--until-idle", action="store_true", help="return once the queue is empty and no webhook delivery is due within a minute"
+    )
 
     listing = commands.add_parser("list", help="jobs and where they stand")
     listing.add_argument("--user", metavar="U")
@@ -126,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("key", nargs="?", metavar="KEY", help=", ".join(DECLARED))
     config.add_argument("value", nargs="?", metavar="VALUE")
 
+    automation_commands.add_parsers(commands)
+
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
+    stats.add_argument("--csv", action="store_true", help="one table as CSV (see --table)")
+    stats.add_argument("--table", choices=automation_commands.STATS_TABLES, default="daily",
+                       help="for --csv: daily (per day and model, the default), failures, sizes or models")
     stats.add_argument("--json", action="store_true")
 
     commands.add_parser(
@@ -291,7 +300,14 @@ def cmd_run(app, args) -> int:
     qt_app = QCoreApplication.instance() or QCoreApplication([])
     runner = EngineRunner(app.engine)
     if args.until_idle:
-        runner.idle.connect(qt_app.quit)
+
+        def quit_when_idle() -> None:
+            # Idle: no job to run, no webhook delivery due within the next minute, and no
+            # file in a watch folder still settling, waiting for room or for its rule.
+            if all(service.is_idle() for service in app.engine.services):
+                qt_app.quit()
+
+        runner.idle.connect(quit_when_idle)
     recovered = runner.start()
     for job in recovered:
         print(f"recovered job {job.id} at {format_clock(job.processed_seconds)}: {job.source_path}", file=sys.stderr)
@@ -399,6 +415,7 @@ def cmd_config(app, args) -> int:
 
 
 def stats_document(app) -> dict:
+    facts = app.store.job_facts()
     return {
         "models": [
             {
@@ -419,10 +436,17 @@ def stats_document(app) -> dict:
             }
             for bucket in app.store.size_bucket_stats()
         ],
+        "daily": [
+            {key: round(value, 6) if isinstance(value, float) else value for key, value in row.__dict__.items()}
+            for row in analytics.daily_stats(facts)
+        ],
+        "failures": [row.__dict__ for row in analytics.failure_counts(facts)],
     }
 
 
 def cmd_stats(app, args) -> int:
+    if args.csv:
+        return automation_commands.write_stats_csv(app.store, args.table)
     document = stats_document(app)
     if args.json:
         print(json.dumps(document, indent=2))
@@ -439,6 +463,14 @@ def cmd_stats(app, args) -> int:
         high = bucket["size_mb_to"]
         label = f"{bucket['size_mb_from']:g}-{high:g}" if high is not None else f">= {bucket['size_mb_from']:g}"
         print(f"{label:<16} {bucket['jobs']:>5} {bucket['mean_processing_minutes']:>20.2f}")
+    if document["daily"]:
+        print()
+        print(f"{'day':<11} {'model':<16} {'done':>5} {'failed':>6} {'audio h':>8} {'speed':>7} {'wait min':>9}")
+    for row in document["daily"]:
+        speed = f"{row['mean_speed']:6.1f}x" if row["mean_speed"] is not None else "      -"
+        wait = f"{row['mean_queue_wait_seconds'] / 60:9.1f}" if row["mean_queue_wait_seconds"] is not None else "        -"
+        print(f"{row['day']:<11} {row['model']:<16} {row['jobs_completed']:>5} {row['jobs_failed']:>6} "
+              f"{row['audio_hours']:>8.2f} {speed} {wait}")
     return EXIT_OK
 
 
@@ -466,6 +498,8 @@ COMMANDS = {
     "remove": cmd_control,
     "move": cmd_control,
     "config": cmd_config,
+    "webhooks": automation_commands.cmd_webhooks,
+    "watch": automation_commands.cmd_watch,
     "stats": cmd_stats,
     "self-test": cmd_self_test,
 }

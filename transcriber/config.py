@@ -93,6 +93,9 @@ _DECLARED = [
     Setting("model_idle_unload_seconds", lambda: 300, _non_negative_int, "unload a model unused for this long"),
     Setting("notifications", lambda: True, _boolean, "tray notification when a job finishes or fails"),
     Setting("close_to_tray", lambda: True, _boolean, "closing the window keeps the engine working in the tray"),
+    Setting("webhook_timeout_seconds", lambda: 10, _positive_int, "seconds a webhook receiver has to answer"),
+    Setting("webhook_first_retry_seconds", lambda: 30, _positive_int, "wait before a failed webhook delivery's first retry (doubles each time, up to an hour)"),
+    Setting("webhook_retry_hours", lambda: 24, _positive_int, "give up a failing webhook delivery after this many hours"),
 ]
 DECLARED: dict[str, Setting] = {setting.key: setting for setting in _DECLARED}
 
@@ -115,6 +118,9 @@ class Settings:
     model_idle_unload_seconds: int
     notifications: bool
     close_to_tray: bool
+    webhook_timeout_seconds: int
+    webhook_first_retry_seconds: int
+    webhook_retry_hours: int
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> "Settings":

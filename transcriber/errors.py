@@ -52,3 +52,7 @@ class EngineBusy(TranscriberError):
 
 class ConfigError(TranscriberError):
     """A setting was given an invalid value or does not exist."""
+
+
+class AutomationError(TranscriberError):
+    """A webhook or watch folder setting is invalid, or names one that does not exist."""

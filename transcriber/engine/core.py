@@ -36,6 +36,19 @@ from .whisper import DecodeRequest, StopDecoding, WhisperBackend
 log = logging.getLogger(__name__)
 
 
+def failure_cause(error: TranscriberError) -> str:
+    """A short code for why a job failed (``source_changed``, ``audio``, ``model_unavailable``, ...), for analytics."""
+    if isinstance(error, SourceChanged):
+        return "source_changed"
+    if isinstance(error, ModelUnavailable):
+        return "model_unavailable"
+    if isinstance(error, AudioError):
+        return error.reason if error.reason and error.reason != "audio" else "audio"
+    if isinstance(error, IntakeRefused):
+        return error.reason
+    return "other"
+
+
 class EngineListener:
     """What the engine reports. Override what you need; calls come from worker threads."""
 
@@ -99,6 +112,9 @@ class Engine:
         self._stops: dict[tuple[int, int], threading.Event] = {}  # (job id, part index) -> stop request
         # Called (from a worker) when a job was cut into parts that other streams can take.
         self.work_available: list[Callable[[], None]] = []
+        # Background services (webhook deliveries, watch folders: see automation/) that a
+        # runner starts and stops with its workers; each has start() and stop().
+        self.services: list = []
         self._stops_lock = threading.Lock()
         self._claim_lock = threading.Lock()
         self._store_trouble_until = 0.0
@@ -256,6 +272,8 @@ class Engine:
     def recover(self) -> list[Job]:
         """Requeue jobs a dead process left running; call once at start-up, before any work."""
         recovered = self.store.recover_abandoned()
+        # A process that died between a completion and its export held that job's webhooks.
+        self.store.release_held_deliveries()
         for job in recovered:
             log.info("recovered job %d at %s of %s", job.id, format_clock(job.processed_seconds), format_clock(job.duration_seconds))
         if recovered:
@@ -383,10 +401,10 @@ class Engine:
             self._store_trouble(error)
         except TranscriberError as error:
             log.warning("job %d failed: %s", job.id, error)
-            self._fail(job.id, str(error))
+            self._fail(job.id, str(error), failure_cause(error))
         except Exception as error:  # a bug: keep the engine alive, tell the user where to look
             log.exception("job %d failed unexpectedly", job.id)
-            self._fail(job.id, f"Unexpected error ({type(error).__name__}: {error}); see the log for details.")
+            self._fail(job.id, f"Unexpected error ({type(error).__name__}: {error}); see the log for details.", "unexpected")
         finally:
             with self._stops_lock:
                 self._stops.pop(key, None)
@@ -413,9 +431,9 @@ class Engine:
         except StoreError:
             return None
 
-    def _fail(self, job_id: int, message: str) -> None:
+    def _fail(self, job_id: int, message: str, cause: str) -> None:
         try:
-            self.store.mark_failed(job_id, message)
+            self.store.mark_failed(job_id, message, cause)
         except (StoreError, JobStateError) as error:
             log.error("could not mark job %d failed (%s): %s", job_id, error, message)
 
@@ -533,6 +551,7 @@ class Engine:
             f"{job.file_name} is truncated or damaged: it declares {format_clock(declared)} "
             f"of audio but only {format_clock(delivered)} could be decoded. "
             f"The transcript of that part is kept and can be exported.",
+            "truncated",
         )
 
     def _complete(self, job: Job) -> str:
@@ -544,6 +563,11 @@ class Engine:
         log.info("job %d completed: %s in %.1f s of decoding", job.id, job.file_name, completed.processing_seconds)
         if self.settings.auto_export:
             self._auto_export(completed)
+        try:
+            # The job.completed webhook was held until the exports it may link to exist.
+            self.store.release_deliveries(job.id)
+        except StoreError as error:  # released at the next start-up instead (Engine.recover)
+            log.warning("webhooks of job %d not released: %s", job.id, error)
         return "completed"
 
     def _auto_export(self, job: Job) -> None:

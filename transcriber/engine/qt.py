@@ -121,6 +121,8 @@ class EngineRunner(QObject):
         """Recover abandoned jobs, then start work. Returns the recovered jobs."""
         recovered = self.engine.recover()
         self._stopping = False
+        for service in self.engine.services:  # webhook deliveries, watch folders: threads of their own
+            service.start()
         self._timer.start()
         QTimer.singleShot(0, self.dispatch)
         return recovered
@@ -161,6 +163,8 @@ class EngineRunner(QObject):
         self._stopping = True
         self._timer.stop()
         self.engine.stop_all()
+        for service in self.engine.services:
+            service.stop()
         finished = self._pool.waitForDone(timeout_ms)
         self._active.clear()
         return finished

@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.ui_state = QSettings(str(app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
         self.settings: Settings = app.store.settings()
         self.summary = summarise([])
+        self._automation = None
         self._quitting = False
         self._refreshing = False
         self._adding = 0
@@ -186,6 +187,8 @@ class MainWindow(QMainWindow):
             "export": a("export", "Export…", "document-save-as", "Ctrl+E", self.export_selected),
             "settings": a("settings", "Settings…", "preferences-system", QKeySequence.StandardKey.Preferences, self.open_settings),
             "statistics": a("statistics", "Statistics", "view-statistics", "Ctrl+I", self.open_statistics),
+            "automation": a("automation", "Automation…", "network-transmit", None, self.open_automation,
+                            tip="Webhooks, their delivery log, watch folders"),
             "about": a("about", "About transcriber", "help-about", None, self.about),
             "quit": a("quit", "Quit", "application-exit", QKeySequence.StandardKey.Quit, self.request_quit),
             "close": a("close", "Close window", "window-close", QKeySequence.StandardKey.Close, self.close),
@@ -227,6 +230,7 @@ class MainWindow(QMainWindow):
         queue_menu.addAction(table["resume_all"])
         queue_menu.addSeparator()
         queue_menu.addAction(table["statistics"])
+        queue_menu.addAction(table["automation"])
         help_menu = menus.addMenu("&Help")
         help_menu.addAction(table["about"])
         log_action = QAction("Open log folder", self)
@@ -492,6 +496,18 @@ class MainWindow(QMainWindow):
         return self._stats
 
     @Slot()
+    def open_automation(self):
+        from .automation_view import AutomationWindow
+
+        if self._automation is None:
+            self._automation = AutomationWindow(self.app, self.tasks)
+            self._automation.destroyed.connect(lambda: setattr(self, "_automation", None))
+        self._automation.reload()
+        self._automation.show()
+        self._automation.raise_()
+        return self._automation
+
+    @Slot()
     def about(self) -> None:
         show_about(self, self.app.paths.data_dir, self.app.paths.log_file)
 
@@ -599,6 +615,8 @@ class MainWindow(QMainWindow):
         self.quit_requested.emit()
 
     def close_views(self) -> None:
+        if self._automation is not None:
+            self._automation.close()
         for window in list(self._transcripts.values()):
             window.close()
         if self._stats is not None:

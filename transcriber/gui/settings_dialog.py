@@ -33,6 +33,7 @@ _GROUPS = (
     ("Limits", ("max_file_size_mb", "max_concurrent_per_user", "max_queued_per_user", "workers")),
     ("Export", ("export_dir", "export_formats", "auto_export")),
     ("Window", ("notifications", "close_to_tray")),
+    ("Webhooks", ("webhook_timeout_seconds", "webhook_first_retry_seconds", "webhook_retry_hours")),
 )
 _LABELS = {
     "model": "Default model",
@@ -48,6 +49,9 @@ _LABELS = {
     "auto_export": "Export each transcript when its job completes",
     "notifications": "Notify when a job finishes or fails",
     "close_to_tray": "Closing the window keeps transcriber working in the tray",
+    "webhook_timeout_seconds": "Receiver must answer within (s)",
+    "webhook_first_retry_seconds": "First retry after (s, then doubling)",
+    "webhook_retry_hours": "Give up after (hours)",
 }
 _MODELS = ("tiny.en", "base", "small", "medium", "large-v3")
 _LANGUAGES = ("", "en", "de", "fr", "es", "it", "pt", "nl", "ja", "zh", "ru", "ko")

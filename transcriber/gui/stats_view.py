@@ -1,4 +1,4 @@
-"""Statistics: the ``transcriber stats`` figures, with charts of speed by model and processing time by file size."""
+"""Statistics: the ``transcriber stats`` figures, with charts of speed by model, processing time by file size and audio per day."""
 
 from __future__ import annotations
 
@@ -63,19 +63,32 @@ class StatsWindow(QWidget):
         self.models_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.models_table.verticalHeader().hide()
         self.models_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.daily_table = QTableWidget(0, 7)
+        self.daily_table.setHorizontalHeaderLabels(
+            ["Day", "Model", "Completed", "Failed", "Audio (h)", "Speed (× real time)", "Mean wait in queue (min)"])
+        self.daily_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.daily_table.verticalHeader().hide()
+        self.daily_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.failures_label = QLabel()
+        self.failures_label.setWordWrap(True)
         self.speed_view = QChartView()
         self.size_view = QChartView()
-        for view in (self.speed_view, self.size_view):
+        self.daily_view = QChartView()
+        for view in (self.speed_view, self.size_view, self.daily_view):
             view.setRenderHint(QPainter.RenderHint.Antialiasing)
             view.setMinimumHeight(280)
         self.note = QLabel()
         charts = QHBoxLayout()
         charts.addWidget(self.speed_view)
         charts.addWidget(self.size_view)
+        charts.addWidget(self.daily_view)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Completed jobs by model</b> (the figures of <code>transcriber stats</code>)"))
         layout.addWidget(self.models_table)
         layout.addLayout(charts, 1)
+        layout.addWidget(QLabel("<b>By day and model</b> (<code>transcriber stats --csv</code>)"))
+        layout.addWidget(self.daily_table)
+        layout.addWidget(self.failures_label)
         layout.addWidget(self.note)
 
     def reload(self) -> None:
@@ -104,6 +117,34 @@ class StatsWindow(QWidget):
         self.size_view.setChart(_bar_chart(
             "Processing time by file size", [size_label(bucket) for bucket in buckets],
             [bucket["mean_processing_minutes"] for bucket in buckets], "mean minutes", "#e0a030"))
+        self._show_daily(document.get("daily", []), document.get("failures", []))
         total = sum(entry["jobs_completed"] for entry in models)
         self.note.setText(f"{total} completed job{'s' if total != 1 else ''}." if total else
                           "No completed jobs yet: the charts fill in as jobs finish.")
+
+    def _show_daily(self, daily: list[dict], failures: list[dict]) -> None:
+        def number(value, scale=1.0, digits=2, suffix=""):
+            return "–" if value is None else f"{value * scale:.{digits}f}{suffix}"
+
+        self.daily_table.setRowCount(len(daily))
+        for row, entry in enumerate(reversed(daily)):  # newest day first
+            values = [entry["day"], entry["model"], entry["jobs_completed"], entry["jobs_failed"],
+                      number(entry["audio_hours"], digits=3), number(entry["mean_speed"], digits=1, suffix="×"),
+                      number(entry["mean_queue_wait_seconds"], 1 / 60)]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(str(value))
+                if column > 1:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.daily_table.setItem(row, column, item)
+        hours: dict[str, float] = {}
+        for entry in daily:
+            hours[entry["day"]] = hours.get(entry["day"], 0.0) + entry["audio_hours"]
+        days = sorted(hours)[-14:]  # the last two weeks with work
+        self.daily_view.setChart(_bar_chart(
+            "Audio transcribed per day", [day[5:] for day in days], [hours[day] for day in days], "hours", "#4caf78"))
+        causes: dict[str, int] = {}
+        for entry in failures:
+            causes[entry["cause"]] = causes.get(entry["cause"], 0) + entry["jobs"]
+        self.failures_label.setText(
+            "Failures by cause: " + ", ".join(f"{cause} {count}" for cause, count in sorted(causes.items(), key=lambda i: -i[1]))
+            if causes else "No failed jobs.")

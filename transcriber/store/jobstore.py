@@ -35,6 +35,8 @@ from ..jobs import (
     SizeBucketStats,
     Word,
 )
+from .automation import AutomationStore
+from .errors import _describe, _translating
 from .migrations import migrate
 from .schema import build_models
 
@@ -49,44 +51,8 @@ _PRAGMAS = {
 SIZE_BUCKETS_MB = (0, 1, 5, 10, 50, 100, 250, 500, float("inf"))
 
 
-def _describe(error: Exception, path: Path) -> str:
-    # SQLite rolls a transaction back itself on some errors (a full disk); peewee's own
-    # ROLLBACK then fails with "no transaction is active" and hides the real cause.
-    chain, seen = [], error
-    while seen is not None and len(chain) < 5:
-        chain.append(str(seen).lower())
-        seen = seen.__context__ or seen.__cause__
-    text = next((item for item in chain if "no transaction is active" not in item), chain[0])
-    if "locked" in text or "busy" in text:
-        return "The database is locked by another program; try again in a moment."
-    if "disk is full" in text or "full" in text and "disk" in text:
-        return f"The disk holding the data folder ({path.parent}) is full; free some space and try again."
-    if "not a database" in text or "malformed" in text:
-        return f"The database {path} is damaged or is not a transcriber database."
-    if "readonly" in text or "read-only" in text:
-        return f"The database {path} cannot be written (read-only)."
-    if "unable to open" in text:
-        return f"The database {path} cannot be opened."
-    return f"Database error: {error}"
-
-
-def _translating(method):
-    """Turn SQLite failures into StoreError with a message a person understands."""
-
-    @functools.wraps(method)
-    def wrapper(self: "JobStore", *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as error:
-            if isinstance(error, peewee.IntegrityError):
-                raise
-            raise StoreError(_describe(error, self.path)) from error
-
-    return wrapper
-
-
-class JobStore:
-    """Jobs, segments, runs, users and settings in one SQLite file (WAL)."""
+class JobStore(AutomationStore):
+    """Jobs, segments, runs, users and settings in one SQLite file (WAL); webhooks and watch folders (AutomationStore)."""
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = 15.0):
         self.path = Path(path)
@@ -385,8 +351,11 @@ class JobStore:
                     started_at=fn.COALESCE(Job_.started_at, now),
                     updated_at=now,
                     error=None,
+                    failure_cause=None,
                     speed=None,
                 ).where(Job_.id == job_id).execute()
+                if row.started_at is None:  # the first start only, not a resume or a restart
+                    self._queue_event("job.started", job_id)
             if not Part_.select().where(Part_.job == job_id).exists():
                 stretches = list(plan or [(0.0, row.duration_seconds)])
                 Part_.insert_many(
@@ -574,8 +543,14 @@ class JobStore:
         Run = self.m.Run
         Run.update(ended_at=time.time(), outcome=outcome).where(Run.id == run_id).execute()
 
-    def _transition(self, job_id: int, allowed: Sequence[JobStatus], action: str, **values) -> Job:
-        """Apply ``values`` if the job is in one of ``allowed``; otherwise explain why not."""
+    def _transition(
+        self, job_id: int, allowed: Sequence[JobStatus], action: str, *, event: str | None = None, held: bool = False, **values
+    ) -> Job:
+        """Apply ``values`` if the job is in one of ``allowed``; otherwise explain why not.
+
+        Args:
+            event: a webhook event to put in the outbox in the same transaction (see ``_queue_event``).
+        """
         Job_ = self.m.Job
         values.setdefault("updated_at", time.time())
         with self.db.atomic():
@@ -584,6 +559,8 @@ class JobStore:
                 .where((Job_.id == job_id) & (Job_.status.in_([s.value for s in allowed])))
                 .execute()
             )
+            if changed and event:
+                self._queue_event(event, job_id, held=held)
         if not changed:
             job = self.get_job(job_id)
             if job is None:
@@ -604,16 +581,20 @@ class JobStore:
         )
         if warning:
             values["warning"] = warning
-        return self._transition(job_id, [JobStatus.RUNNING], "completed", **values)
+        # Held: the payload may link to the exports, written next; Engine releases it after.
+        return self._transition(job_id, [JobStatus.RUNNING], "completed", event="job.completed", held=True, **values)
 
     @_translating
-    def mark_failed(self, job_id: int, error: str) -> Job:
+    def mark_failed(self, job_id: int, error: str, cause: str | None = None) -> Job:
+        """Fail a job with a message for people and a short ``cause`` code for analytics."""
         return self._transition(
             job_id,
             [JobStatus.RUNNING, JobStatus.QUEUED],
             "failed",
+            event="job.failed",
             status=JobStatus.FAILED.value,
             error=error,
+            failure_cause=cause or "other",
             finished_at=time.time(),
             queue_position=None,
             eta_seconds=None,
@@ -682,6 +663,7 @@ class JobStore:
             "retried",
             status=JobStatus.QUEUED.value,
             error=None,
+            failure_cause=None,
             finished_at=None,
             queue_position=position,
         )

@@ -93,7 +93,74 @@ def _v1_initial(db: SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial]
+def _v2_automation(db: SqliteDatabase) -> None:
+    """Webhook endpoints, the delivery outbox and its attempt log, watch folders and the files seen in them."""
+    statements = [
+        # Why a job failed, as a short code (audio, source_changed, truncated, ...), for analytics.
+        "ALTER TABLE job ADD COLUMN failure_cause TEXT",
+        """CREATE TABLE webhook (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            include TEXT NOT NULL DEFAULT 'text',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL)""",
+        # job_id is not a foreign key: the log outlives a removed job.
+        """CREATE TABLE delivery (
+            id INTEGER PRIMARY KEY,
+            webhook_id INTEGER NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            job_id INTEGER,
+            snapshot TEXT NOT NULL,
+            body TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            last_error TEXT)""",
+        "CREATE INDEX delivery_due ON delivery(state, next_attempt_at)",
+        "CREATE INDEX delivery_job ON delivery(job_id)",
+        """CREATE TABLE delivery_attempt (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL REFERENCES delivery(id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            attempted_at REAL NOT NULL,
+            duration_seconds REAL NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            outcome TEXT NOT NULL)""",
+        "CREATE INDEX delivery_attempt_delivery ON delivery_attempt(delivery_id)",
+        """CREATE TABLE watch_folder (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            user TEXT NOT NULL,
+            model TEXT,
+            language TEXT,
+            output_dir TEXT,
+            formats TEXT,
+            after TEXT NOT NULL DEFAULT 'keep',
+            move_to TEXT,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE watch_file (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES watch_folder(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            changed_at REAL NOT NULL,
+            state TEXT NOT NULL,
+            job_id INTEGER,
+            message TEXT)""",
+        "CREATE UNIQUE INDEX watch_file_path ON watch_file(folder_id, path)",
+        "CREATE INDEX watch_file_state ON watch_file(state)",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -12,7 +12,7 @@ from peewee import AutoField, FloatField, ForeignKeyField, IntegerField, Model, 
 
 
 def build_models(db: SqliteDatabase) -> SimpleNamespace:
-    """Model classes bound to ``db``: ``User``, ``Job``, ``Segment``, ``Part``, ``Run``, ``Setting``."""
+    """Model classes bound to ``db``: jobs and their parts (v1), webhooks and watch folders (v2)."""
 
     class BaseModel(Model):
         class Meta:
@@ -49,6 +49,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         detected_language = TextField(null=True)
         processing_seconds = FloatField(default=0.0)
         exported_paths = TextField(null=True)
+        failure_cause = TextField(null=True)
         created_at = FloatField()
         started_at = FloatField(null=True)
         updated_at = FloatField()
@@ -111,4 +112,89 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         class Meta:
             table_name = "setting"
 
-    return SimpleNamespace(User=User, Job=Job, Segment=Segment, Part=Part, Run=Run, Setting=Setting)
+    class Webhook(BaseModel):
+        id = AutoField()
+        url = TextField()
+        secret = TextField()
+        events = TextField()  # comma-separated
+        include = TextField(default="text")
+        enabled = IntegerField(default=1)
+        created_at = FloatField()
+
+        class Meta:
+            table_name = "webhook"
+
+    class Delivery(BaseModel):
+        """The outbox: one event for one endpoint, until delivered or given up."""
+
+        id = AutoField()
+        webhook = ForeignKeyField(Webhook, column_name="webhook_id", on_delete="CASCADE")
+        event = TextField()
+        job_id = IntegerField(null=True)
+        snapshot = TextField()
+        body = TextField(null=True)
+        state = TextField()
+        attempts = IntegerField(default=0)
+        next_attempt_at = FloatField(null=True)
+        created_at = FloatField()
+        finished_at = FloatField(null=True)
+        last_error = TextField(null=True)
+
+        class Meta:
+            table_name = "delivery"
+
+    class DeliveryAttempt(BaseModel):
+        id = AutoField()
+        delivery = ForeignKeyField(Delivery, column_name="delivery_id", on_delete="CASCADE")
+        attempt = IntegerField()
+        attempted_at = FloatField()
+        duration_seconds = FloatField()
+        status_code = IntegerField(null=True)
+        error = TextField(null=True)
+        outcome = TextField()
+
+        class Meta:
+            table_name = "delivery_attempt"
+
+    class WatchFolder(BaseModel):
+        id = AutoField()
+        path = TextField(unique=True)
+        user = TextField()
+        model = TextField(null=True)
+        language = TextField(null=True)
+        output_dir = TextField(null=True)
+        formats = TextField(null=True)
+        after = TextField(default="keep")
+        move_to = TextField(null=True)
+        created_at = FloatField()
+
+        class Meta:
+            table_name = "watch_folder"
+
+    class WatchFile(BaseModel):
+        id = AutoField()
+        folder = ForeignKeyField(WatchFolder, column_name="folder_id", on_delete="CASCADE")
+        path = TextField()
+        size_bytes = IntegerField()
+        mtime = FloatField()
+        changed_at = FloatField()
+        state = TextField()
+        job_id = IntegerField(null=True)
+        message = TextField(null=True)
+
+        class Meta:
+            table_name = "watch_file"
+
+    return SimpleNamespace(
+        User=User,
+        Job=Job,
+        Segment=Segment,
+        Part=Part,
+        Run=Run,
+        Setting=Setting,
+        Webhook=Webhook,
+        Delivery=Delivery,
+        DeliveryAttempt=DeliveryAttempt,
+        WatchFolder=WatchFolder,
+        WatchFile=WatchFile,
+    )
