@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from . import __version__, cli_record
 from .audio.decode import format_clock
 from .config import DECLARED, format_value
 from .errors import EngineBusy, TranscriberError
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="processing statistics: speed per model, time by file size")
     stats.add_argument("--json", action="store_true")
+
+    cli_record.add_parser(commands)
 
     commands.add_parser(
         "self-test",
@@ -468,6 +470,7 @@ COMMANDS = {
     "config": cmd_config,
     "stats": cmd_stats,
     "self-test": cmd_self_test,
+    "record": cli_record.cmd_record,
 }
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
