@@ -202,6 +202,9 @@ class WavWriter:
 def repair_wav(path: Path) -> float:
     """Make a WAV's header declare all the whole frames the file holds (after a crash); returns seconds.
 
+    A header that is already right is left alone, so the file (and its modification time,
+    which a queued job checks) does not change.
+
     Raises:
         RecordingError: the file is not a PCM WAV this module wrote.
     """
@@ -214,14 +217,18 @@ def repair_wav(path: Path) -> float:
         block_align = struct.unpack("<H", header[32:34])[0] or channels * _SAMPLE_BYTES
         size = os.fstat(handle.fileno()).st_size
         data_bytes = (size - _HEADER_BYTES) // block_align * block_align
-        handle.truncate(_HEADER_BYTES + data_bytes)  # a half-written last frame would shift nothing, but is noise
+        seconds = data_bytes / (rate * block_align) if rate else 0.0
+        declared = struct.unpack("<I", header[4:8])[0], struct.unpack("<I", header[40:44])[0]
+        if declared == (36 + data_bytes, data_bytes) and size == _HEADER_BYTES + data_bytes:
+            return seconds
+        handle.truncate(_HEADER_BYTES + data_bytes)  # drop a half-written last frame
         handle.seek(4)
         handle.write(struct.pack("<I", 36 + data_bytes))
         handle.seek(40)
         handle.write(struct.pack("<I", data_bytes))
         handle.flush()
         os.fsync(handle.fileno())
-    return data_bytes / (rate * block_align) if rate else 0.0
+    return seconds
 
 
 # ------------------------------------------------------------------ markers
