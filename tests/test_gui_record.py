@@ -69,6 +69,12 @@ def test_record_pause_resume_stop_from_the_window_becomes_a_job(mic, make_gui, q
     labels = [dialog.device_combo.itemText(row) for row in range(dialog.device_combo.count())]
     assert "default (default)" in labels
     assert not dialog.pause_button.isEnabled() and not dialog.stop_button.isEnabled()
+    # Before recording, the meter already shows what the chosen input hears.
+    player = mic.play(speech)
+    before = []
+    qtbot.waitUntil(lambda: before.append(dialog.level_meter.value()) or max(before) > 10, timeout=30000)
+    player.wait()
+    assert not (data_dir / "recordings").exists() or not list((data_dir / "recordings").iterdir())
 
     dialog.start_button.click()
     assert dialog.recording and dialog.stop_button.isEnabled() and not dialog.device_combo.isEnabled()

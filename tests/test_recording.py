@@ -323,3 +323,21 @@ def test_the_sound_server_vanishing_mid_recording_keeps_the_audio_and_says_so(vi
     audio, rate = sf.read(path, dtype="float32")
     heard_from, heard_to = sound_span(audio, rate)
     assert heard_to - heard_from > 1.0  # the speech before the server went is there
+
+
+def test_the_input_monitor_shows_the_level_and_writes_nothing(tmp_path):
+    streams = []
+
+    def factory(**kwargs):
+        streams.append(FakeStream(tone(1.0), **kwargs))
+        return streams[-1]
+
+    monitor = recorder.InputMonitor(MIC, stream_factory=factory)
+    monitor.start()
+    assert monitor.take_level() == 0.0
+    streams[0].release(10)
+    wait_until(lambda: streams[0].delivered == 10, "blocks delivered")
+    assert monitor.take_level() == pytest.approx(12000 / 32768, abs=0.01)
+    assert monitor.take_level() == 0.0  # taken: the meter falls back when the sound stops
+    monitor.stop()
+    assert streams[0].closed and monitor.error is None

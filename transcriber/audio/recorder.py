@@ -313,6 +313,80 @@ def discard(path: Path) -> None:
     forget(path)
 
 
+# ------------------------------------------------------------------ streams
+
+
+def open_input_stream(device: InputDevice, callback, finished_callback, factory=None):
+    """An unstarted 16-bit mono input stream at 16 kHz, or at the device's own rate if it refuses 16 kHz.
+
+    Returns ``(stream, rate)``.
+
+    Raises:
+        RecordingError: the device cannot be opened (busy, gone, not allowed), or PortAudio is missing.
+    """
+    rates = [RECORDING_RATE] + ([int(device.default_rate)] if int(device.default_rate) != RECORDING_RATE else [])
+    if factory is None:
+        factory = _sounddevice().InputStream
+    last_error: Exception | None = None
+    for rate in rates:
+        try:
+            stream = factory(device=device.index, samplerate=rate, channels=1, dtype="int16",
+                             callback=callback, finished_callback=finished_callback)
+        except Exception as error:  # PortAudioError: busy, gone, no permission, unsupported rate
+            last_error = error
+            continue
+        return stream, rate
+    raise RecordingError(
+        f"The input device {device.name!r} cannot be opened: {last_error}. It may be in use by another "
+        "program, disconnected, or this program may not be allowed to use the microphone."
+    )
+
+
+def _peak(indata) -> float:
+    block = np.asarray(indata)
+    return float(np.abs(block.astype(np.int32)).max()) / 32768.0 if block.size else 0.0
+
+
+class InputMonitor:
+    """The level of an input, recording nothing: the meter that helps choose a device before recording."""
+
+    def __init__(self, device: InputDevice, *, stream_factory: Callable[..., Any] | None = None):
+        self.device = device
+        self._factory = stream_factory
+        self._stream = None
+        self._level = 0.0
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Raises: RecordingError: the device cannot be opened."""
+        self._stream, _ = open_input_stream(self.device, self._on_audio, self._on_finished, self._factory)
+        try:
+            self._stream.start()
+        except Exception as error:
+            self.stop()
+            raise RecordingError(f"The input device {self.device.name!r} cannot start: {error}.") from None
+
+    def _on_audio(self, indata, frames, time_info, status) -> None:
+        self._level = max(self._level, _peak(indata))
+
+    def _on_finished(self) -> None:
+        if self._stream is not None:
+            self.error = f"The input device {self.device.name!r} stopped delivering audio."
+
+    def take_level(self) -> float:
+        level, self._level = self._level, 0.0
+        return level
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception as error:  # a vanished device may refuse; nothing to keep here
+                log.info("closing the monitor stream: %s", error)
+
+
 # ------------------------------------------------------------------ recorder
 
 
@@ -478,34 +552,15 @@ class Recorder:
     # -- internals
 
     def _open_stream(self):
-        """The input stream at 16 kHz mono, or at the device's own rate if it refuses 16 kHz."""
-        rates = [RECORDING_RATE] + ([int(self.device.default_rate)] if int(self.device.default_rate) != RECORDING_RATE else [])
-        factory = self._stream_factory
-        if factory is None:
-            sd = _sounddevice()
-            factory = sd.InputStream
-        last_error: Exception | None = None
-        for rate in rates:
-            try:
-                stream = factory(device=self.device.index, samplerate=rate, channels=1, dtype="int16",
-                                 callback=self._on_audio, finished_callback=self._on_finished)
-            except Exception as error:  # PortAudioError: busy, gone, no permission, unsupported rate
-                last_error = error
-                continue
-            self.rate = rate
-            return stream
-        raise RecordingError(
-            f"The input device {self.device.name!r} cannot be opened: {last_error}. It may be in use by another "
-            "program, disconnected, or this program may not be allowed to use the microphone."
-        )
+        stream, self.rate = open_input_stream(self.device, self._on_audio, self._on_finished, self._stream_factory)
+        return stream
 
     def _on_audio(self, indata, frames, time_info, status) -> None:
         """PortAudio's thread: copy and hand over; nothing here may block."""
         if status:
             log.debug("input status: %s", status)
         block = np.array(indata[:, 0] if getattr(indata, "ndim", 1) > 1 else indata, dtype=np.int16, copy=True)
-        if block.size:
-            self._peak = max(self._peak, float(np.abs(block.astype(np.int32)).max()) / 32768.0)
+        self._peak = max(self._peak, _peak(block))
         self._last_audio = time.monotonic()
         self._first_audio.set()
         self._blocks.put(block)

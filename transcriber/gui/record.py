@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..audio import recorder
 from ..audio.decode import format_clock
-from ..audio.recorder import InputDevice, Recorder, Recording, RecordingError
+from ..audio.recorder import InputDevice, InputMonitor, Recorder, Recording, RecordingError
 from .icons import app_icon, themed
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class RecordDialog(QDialog):
         self._folder: Path = window.app.paths.recordings_dir
         self._devices: list[InputDevice] = []
         self._recorder: Recorder | None = None
+        self._monitor: InputMonitor | None = None
         self._handed: set[str] = set()
         self.setWindowTitle("Record")
         self.setWindowIcon(app_icon())
@@ -74,7 +75,7 @@ class RecordDialog(QDialog):
         self.level_meter = QProgressBar()
         self.level_meter.setRange(0, 100)
         self.level_meter.setTextVisible(False)
-        self.level_meter.setToolTip("Input level (moves while recording and while paused)")
+        self.level_meter.setToolTip("Input level of the chosen device, before and while recording")
         self.elapsed_label = QLabel("0:00")
         self.elapsed_label.setStyleSheet("font-size: 20px; font-weight: bold;")
         self.status_label = QLabel()
@@ -121,6 +122,7 @@ class RecordDialog(QDialog):
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
+        self.device_combo.currentIndexChanged.connect(lambda _row: self._watch_device())
         self._update_buttons()
         self.load_devices()
         self.load_pending()
@@ -164,16 +166,44 @@ class RecordDialog(QDialog):
 
     def _show_devices(self, devices: list[InputDevice]) -> None:
         self._devices = list(devices)
+        self.device_combo.blockSignals(True)
         self.device_combo.clear()
         for device in self._devices:
             self.device_combo.addItem(device.label, device.index)
         default = next((row for row, device in enumerate(self._devices) if device.is_default), 0)
         self.device_combo.setCurrentIndex(default)
+        self.device_combo.blockSignals(False)
         if not self._devices:
             self._say(recorder.NO_DEVICE, error=True)
         elif not self.recording:
             self._say("Ready.")
+            self._watch_device()
         self._update_buttons()
+
+    def _chosen_device(self) -> InputDevice | None:
+        row = self.device_combo.currentIndex()
+        return self._devices[row] if 0 <= row < len(self._devices) else None
+
+    def _watch_device(self) -> None:
+        """Show the chosen input's level before recording, so a silent or wrong device is seen at once."""
+        self._stop_watching()
+        device = self._chosen_device()
+        if device is None or self.recording or not self.isVisible():
+            return
+        monitor = InputMonitor(device)
+        try:
+            monitor.start()
+        except RecordingError as error:
+            self._say(str(error), error=True)
+            return
+        self._monitor = monitor
+        self._timer.start()
+
+    def _stop_watching(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.stop()
+        self.level_meter.setValue(0)
 
     def _devices_failed(self, error: BaseException) -> None:
         if not isinstance(error, RecordingError):
@@ -187,12 +217,14 @@ class RecordDialog(QDialog):
     def start_recording(self) -> None:
         if self.recording or not self._devices:
             return
-        device = self._devices[max(0, self.device_combo.currentIndex())]
+        device = self._chosen_device()
+        self._stop_watching()  # one stream per device: some drivers allow no second one
         rec = Recorder(self._folder, device=device.index, devices=self._devices)
         try:
             path = rec.start()
         except RecordingError as error:
             self._say(str(error), error=True)
+            self._watch_device()
             return
         self._recorder = rec
         self._say(f"Recording to {path.name}…")
@@ -229,6 +261,8 @@ class RecordDialog(QDialog):
             self._say(f"{result.error} {message}" if result.error else message, error=bool(result.error))
             self.add_recording(result.path)
         self._update_buttons()
+        if result.error is None:  # after a lost device, its message matters more than the meter
+            self._watch_device()
         self.recording_stopped.emit(result)
         return result
 
@@ -236,6 +270,11 @@ class RecordDialog(QDialog):
     def _poll(self) -> None:
         rec = self._recorder
         if rec is None:
+            if self._monitor is not None:
+                self.level_meter.setValue(int(min(1.0, self._monitor.take_level()) * 100))
+                if self._monitor.error:
+                    self._say(self._monitor.error, error=True)
+                    self._stop_watching()
             return
         self.level_meter.setValue(int(min(1.0, rec.take_level()) * 100))
         self.elapsed_label.setText(format_clock(rec.seconds))
@@ -329,10 +368,17 @@ class RecordDialog(QDialog):
 
     # ---------------------------------------------------------- closing
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._recorder is None and self._monitor is None:
+            self._watch_device()
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         # Closing the window ends the recording rather than leaving it running unseen; it is queued.
-        if self.recording:
+        if self._recorder is not None:
             self.stop_recording()
+        self._stop_watching()
+        self._timer.stop()
         super().closeEvent(event)
 
     def reject(self) -> None:  # Escape
