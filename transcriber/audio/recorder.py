@@ -186,11 +186,15 @@ class WavWriter:
 
     def sync(self) -> None:
         """Put what was written on disk and make the header say so: the file is valid from here on."""
+        # The data reaches the file before the header claims it, so a kill in between leaves a
+        # header that is short, never long (and recovery measures the file anyway).
         self._file.flush()
-        # pwrite leaves the append position alone; the data is in the file before the header
-        # claims it, so a kill between the two leaves a header that is short, never long.
-        os.pwrite(self._file.fileno(), struct.pack("<I", 36 + self.data_bytes), 4)
-        os.pwrite(self._file.fileno(), struct.pack("<I", self.data_bytes), 40)
+        self._file.seek(4)
+        self._file.write(struct.pack("<I", 36 + self.data_bytes))
+        self._file.seek(40)
+        self._file.write(struct.pack("<I", self.data_bytes))
+        self._file.seek(0, os.SEEK_END)
+        self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -479,7 +483,10 @@ class Recorder:
             raise RecordingError("This recorder was already started.")
         devices = self._devices if self._devices is not None else list_input_devices()
         self.device = choose_device(devices, self.wanted)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecordingError(f"Cannot write the recording in {self.folder}: {error.strerror or error}.") from None
         stream = self._open_stream()
         self.path = new_recording_path(self.folder)
         try:
