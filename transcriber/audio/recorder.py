@@ -416,6 +416,7 @@ class Recorder:
         device: an index or part of a name (see ``choose_device``); None for the default.
         sync_seconds: how often the file on disk is made valid: the most a crash loses.
         stream_factory: builds the input stream (tests pass a fake); default: sounddevice's.
+        devices: the inputs to choose from, when the caller has listed them already.
     """
 
     def __init__(self, folder: Path, *, device: int | str | None = None, sync_seconds: float = 0.5,
