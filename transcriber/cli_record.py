@@ -22,6 +22,8 @@ EXIT_OK, EXIT_FAILED = 0, 1
 # How long to wait for the device's first block before saying it is silent (it is not fatal:
 # some devices start slowly, and the recording goes on).
 FIRST_AUDIO_WAIT_SECONDS = 10.0
+# A device that stops sending without an error (some drivers, a sound server moving streams).
+STALL_WARNING_SECONDS = 5.0
 
 
 def add_parser(commands) -> None:
@@ -65,6 +67,9 @@ def cmd_record(app, args) -> int:
         print("error: --seconds must be more than 0", file=sys.stderr)
         return EXIT_FAILED
 
+    if args.transcribe and not args.no_queue:
+        # An unavailable model fails now, not after an hour of talking.
+        app.models.resolve(app.engine.default_options(model=args.model, language=args.language).model)
     rec = recorder.Recorder(app.paths.recordings_dir, device=args.device)
     path = rec.start()  # a RecordingError (no device, PortAudio missing, ...) is printed by main
     stop_asked = []
@@ -75,9 +80,14 @@ def cmd_record(app, args) -> int:
         # Scripts and tests wait for this line before making the sound they want recorded.
         print(f"recording to {path} from {rec.device.name!r} at {rec.rate} Hz; Ctrl+C stops", file=sys.stderr, flush=True)
         tty = sys.stderr.isatty()
+        stalled = False
         while rec.active and not stop_asked:
             if args.seconds is not None and rec.seconds >= args.seconds:
                 break
+            if (rec.seconds_without_audio() > STALL_WARNING_SECONDS) != stalled:
+                stalled = not stalled
+                print(f"\nwarning: no sound from {rec.device.name!r} for {STALL_WARNING_SECONDS:g} s; still recording."
+                      if stalled else "\nsound is arriving again.", file=sys.stderr, flush=True)
             if tty:
                 level = min(20, int(rec.take_level() * 20))
                 sys.stderr.write(f"\r{format_clock(rec.seconds)} [{'#' * level:<20}] ")
