@@ -6,7 +6,6 @@ loop and recovery. Option names are a contract like the rest of the command line
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
