@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import normalise
 from transcriber.audio import recorder
 from transcriber.jobs import JobStatus
 from virtual_mic import sound_span, virtual_mic  # noqa: F401  (virtual_mic is a fixture)
@@ -163,3 +164,43 @@ def test_a_device_vanishing_while_the_window_records_keeps_and_queues_the_audio(
     qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
     audio, rate = sf.read(gui.app.store.list_jobs()[0].source_path, dtype="float32")
     assert len(audio) / rate > 3.0
+
+
+def test_a_recording_made_in_the_window_is_transcribed_like_a_dropped_file(mic, make_gui, qtbot, speak):
+    speech = speak("The library is open in the morning, and the garden behind it is full of roses.", "library.wav")
+    gui = make_gui()
+    dialog = open_ready_dialog(gui, qtbot)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.recorder.wait_for_audio(0), timeout=30000)
+    qtbot.wait(1000)  # a moment of silence first, as when someone starts speaking after pressing Start
+    player = mic.play(speech)
+    qtbot.waitUntil(lambda: player.poll() is not None, timeout=60000)
+    qtbot.wait(1000)  # the end of the speech on its way through the sound server
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
+    job_id = gui.app.store.list_jobs()[0].id
+    qtbot.waitUntil(lambda: gui.app.store.get_job(job_id).status.is_final, timeout=600000)
+    assert gui.app.store.get_job(job_id).status is JobStatus.COMPLETED
+    text = " ".join(segment.text for segment in gui.app.engine.transcript(job_id).segments)
+    words = set(normalise(text))
+    for word in ("library", "open", "morning", "garden", "roses"):
+        assert word in words, f"{word!r} not in the transcript: {text}"
+
+
+def test_quitting_while_recording_keeps_the_recording_as_a_job(mic, make_gui, qtbot, data_dir):
+    from transcriber.store import JobStore
+
+    gui = make_gui(start=False)
+    dialog = open_ready_dialog(gui, qtbot)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.recorder.seconds > 1.0, timeout=30000)
+    path = dialog.recorder.path
+    gui.shutdown()  # what Quit does: the recording window closes, so the recording stops and is queued
+    store = JobStore.open(data_dir / "transcriber.db")
+    try:
+        jobs = store.list_jobs()
+    finally:
+        store.close()
+    assert [job.source_path for job in jobs] == [str(path)]
+    assert sf.info(str(path)).duration > 1.0
+    assert recorder.recover(path.parent) == []  # queued before the app closed: not offered next time

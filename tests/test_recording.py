@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, run_cli
+from conftest import REPO, normalise, run_cli
 from transcriber.audio import recorder
 from transcriber.audio.decode import probe
 from transcriber.audio.recorder import InputDevice, Recorder, RecordingError
@@ -157,6 +157,30 @@ def test_a_device_that_stops_on_its_own_ends_the_recording_with_a_message_and_ke
     assert [r.error for r in recorder.recover(tmp_path)] == [result.error]
 
 
+def test_a_full_disk_ends_the_recording_with_a_message_and_keeps_what_was_written(tmp_path):
+    import errno
+
+    audio = tone(2.0)
+    rec, streams = fake_recorder(tmp_path, audio)
+    path = rec.start()
+    streams[0].release(50)
+    wait_until(lambda: rec.seconds >= 0.5, "half a second written")
+    writer = rec._writer
+    real_write = writer.write
+
+    def full(pcm: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    writer.write = full  # the disk fills up from here on
+    streams[0].release(10)
+    wait_until(lambda: rec.state == "failed", "the recorder notices the disk is full")
+    writer.write = real_write
+    result = rec.stop()
+    assert "Writing the recording failed: No space left on device" in result.error
+    written, _ = sf.read(str(path), dtype="int16")
+    assert np.array_equal(written, audio[: RATE // 2])
+
+
 def test_a_device_that_refuses_16_khz_is_recorded_at_its_own_rate(tmp_path):
     def factory(**kwargs):
         if kwargs["samplerate"] != 48000:
@@ -178,6 +202,14 @@ def test_a_device_that_cannot_be_opened_says_so(tmp_path):
     with pytest.raises(RecordingError, match="Fake USB microphone.*cannot be opened.*Device unavailable.*in use"):
         Recorder(tmp_path, devices=[MIC], stream_factory=factory).start()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_says_so(tmp_path):
+    blocked = tmp_path / "recordings"
+    blocked.write_text("a file where the folder should be")
+    rec, _ = fake_recorder(blocked, tone(1.0))
+    with pytest.raises(RecordingError, match=f"Cannot write the recording in {blocked}"):
+        rec.start()
 
 
 def test_choosing_a_device():
@@ -248,6 +280,12 @@ def test_no_input_device_gives_a_clear_message(data_dir, tmp_path):
     assert not (data_dir / "recordings").exists() or not list((data_dir / "recordings").iterdir())
 
 
+def test_an_unavailable_model_fails_before_recording(data_dir):
+    result = run_cli("record", "--transcribe", "--model", "large-v3", "--seconds", "1", data_dir=data_dir)
+    assert result.returncode == 1 and "could not be downloaded" in result.stderr
+    assert "recording to" not in result.stderr and not (data_dir / "recordings").exists()
+
+
 def test_record_for_n_seconds_from_a_named_device_becomes_a_job(virtual_mic, data_dir, speak):
     listing = run_cli("record", "--list-devices", data_dir=data_dir, env=virtual_mic.env, check=True)
     assert "pulse" in listing.stdout and "default" in listing.stdout
@@ -261,6 +299,29 @@ def test_record_for_n_seconds_from_a_named_device_becomes_a_job(virtual_mic, dat
     assert job["id"] == int(job_id) and job["path"] == path and job["status"] == "queued"
     assert Path(path).parent == data_dir.resolve() / "recordings"
     assert recorder.recover(Path(path).parent) == []  # it is a job: no longer offered
+
+
+def test_speech_recorded_from_the_microphone_is_transcribed(virtual_mic, data_dir, speak):
+    speech = speak(
+        "The weather today is sunny with a gentle breeze. Please remember to bring your umbrella tomorrow morning.",
+        "weather.wav",
+    )
+    process = record_process(data_dir, "--transcribe", env=virtual_mic.env)
+    wait_for_line(process.stderr, "recording to", process)
+    time.sleep(1.0)  # a moment of silence first, as when someone starts speaking after pressing record
+    virtual_mic.play(speech).wait()
+    time.sleep(1.0)  # the end of the speech on its way through the sound server
+    process.send_signal(signal.SIGINT)  # Ctrl+C stops the recording; the transcription follows
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err
+    job_line, *transcript = out.splitlines()
+    assert job_line.split("\t")[1] == "queued"
+    words = set(normalise(" ".join(transcript)))
+    print("transcript:", " ".join(transcript))
+    for word in ("weather", "sunny", "breeze", "umbrella", "tomorrow"):
+        assert word in words, f"{word!r} not in the transcript: {transcript}"
+    job = json.loads(run_cli("list", "--json", data_dir=data_dir, check=True).stdout)[0]
+    assert job["status"] == "completed" and job["path"] == job_line.split("\t")[2]
 
 
 def test_sigkill_mid_recording_keeps_all_but_the_last_second(virtual_mic, data_dir, speak):
