@@ -402,3 +402,9 @@ def test_the_input_monitor_shows_the_level_and_writes_nothing(tmp_path):
     assert monitor.take_level() == 0.0  # taken: the meter falls back when the sound stops
     monitor.stop()
     assert streams[0].closed and monitor.error is None
+
+
+def test_a_marker_whose_recording_was_deleted_is_dropped(tmp_path):
+    recorder.marker_of(tmp_path / "gone.wav").write_text(json.dumps({"state": "recording"}))
+    assert recorder.recover(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []

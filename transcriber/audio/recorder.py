@@ -259,9 +259,11 @@ def marker_of(path: Path) -> Path:
     return path.with_name(path.name + MARKER_SUFFIX)
 
 
-def _read_marker(marker: Path) -> dict:
+def _read_marker(handle) -> dict:
+    # Through the locked handle: on Windows another handle may not read a locked region.
     try:
-        return json.loads(marker.read_text(encoding="utf-8") or "{}")
+        handle.seek(0)
+        return json.loads(handle.read() or "{}")
     except (OSError, ValueError):
         return {}
 
@@ -276,7 +278,7 @@ def recover(folder: Path) -> list[Recording]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = []
+    found, orphans = [], []
     for marker in sorted(folder.glob(f"*{MARKER_SUFFIX}")):
         audio = marker.with_name(marker.name[: -len(MARKER_SUFFIX)])
         try:
@@ -286,9 +288,9 @@ def recover(folder: Path) -> list[Recording]:
         with handle:
             if not _try_lock(handle):
                 continue  # recording right now, in this process or another
-            state = _read_marker(marker)
+            state = _read_marker(handle)
             if not audio.exists():
-                marker.unlink(missing_ok=True)
+                orphans.append(marker)  # removed once closed: Windows deletes no open file
                 continue
             try:
                 seconds = repair_wav(audio)
@@ -303,6 +305,8 @@ def recover(folder: Path) -> list[Recording]:
                 handle.write(json.dumps(state))
                 handle.flush()
             found.append(Recording(audio, seconds, state.get("error"), state.get("started_at")))
+    for marker in orphans:
+        marker.unlink(missing_ok=True)
     return found
 
 
