@@ -370,20 +370,26 @@ def test_sigkill_mid_recording_keeps_all_but_the_last_second(virtual_mic, data_d
 def test_the_sound_server_vanishing_mid_recording_keeps_the_audio_and_says_so(virtual_mic, data_dir, speak):
     speech = speak("One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve.", "counting.wav")
     process = record_process(data_dir, env=virtual_mic.env)
-    wait_for_line(process.stderr, "recording to", process)
+    lines = wait_for_line(process.stderr, "recording to", process)
+    path = Path(lines[-1].split("recording to ", 1)[1].split(" from ", 1)[0])
     player = virtual_mic.play(speech)
-    time.sleep(2.0)
+
+    def speech_on_disk() -> float:
+        # The file is valid while it grows, so the test can read it to see how much speech it holds.
+        audio, rate = sf.read(str(path), dtype="float32")
+        start, end = sound_span(audio, rate)
+        return end - start
+
+    wait_until(lambda: speech_on_disk() > 1.5, "speech reaches the file")
     virtual_mic.kill_server()
     out, err = process.communicate(timeout=120)
     player.wait()
     assert process.returncode == 1
     assert "stopped delivering audio" in err and "What was recorded until then is kept" in err
     assert "Traceback" not in err
-    job_id, status, path = out.strip().split("\t")
-    assert status == "queued"
-    audio, rate = sf.read(path, dtype="float32")
-    heard_from, heard_to = sound_span(audio, rate)
-    assert heard_to - heard_from > 1.0  # the speech before the server went is there
+    job_id, status, queued = out.strip().split("\t")
+    assert status == "queued" and queued == str(path)
+    assert speech_on_disk() > 1.5  # the speech before the server went is there
 
 
 def test_the_input_monitor_shows_the_level_and_writes_nothing(tmp_path):
