@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("actions")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.setMovable(False)
-        for key in ("add_files", "add_folder", "record", None, "pause", "resume", "cancel", "retry", None, "move_up", "move_down",
+        for key in ("add_files", "add_folder", None, "pause", "resume", "cancel", "retry", None, "move_up", "move_down",
                     "remove", None, "open_transcript", "export"):
             if key is None:
                 toolbar.addSeparator()

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -78,6 +79,11 @@ class RecordDialog(QDialog):
         self.level_meter.setToolTip("Input level of the chosen device, before and while recording")
         self.elapsed_label = QLabel("0:00")
         self.elapsed_label.setStyleSheet("font-size: 20px; font-weight: bold;")
+        # Wide enough for hours, so the buttons do not shift as the clock grows.
+        font = self.elapsed_label.font()
+        font.setPixelSize(20)
+        font.setBold(True)
+        self.elapsed_label.setMinimumWidth(QFontMetrics(font).horizontalAdvance("0:00:00") + 8)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.start_button = QPushButton(themed("media-playback-start"), "Start")
