@@ -364,7 +364,7 @@ def test_sigkill_mid_recording_keeps_all_but_the_last_second(virtual_mic, data_d
     job = json.loads(run_cli("list", "--json", data_dir=data_dir, check=True).stdout)[0]
     assert job["id"] == int(job_id) and job["warning"] is None
     again = run_cli("record", "--recover", data_dir=data_dir, check=True)
-    assert "no interrupted recordings" in again.stderr
+    assert "no recordings waiting to be transcribed" in again.stderr
 
 
 def test_the_sound_server_vanishing_mid_recording_keeps_the_audio_and_says_so(virtual_mic, data_dir, speak):

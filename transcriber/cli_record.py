@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
     record.add_argument("--no-queue", action="store_true", help="only keep the file: do not make it a job")
     record.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     record.add_argument("--recover", action="store_true",
-                        help="repair recordings interrupted by a crash, then queue (or --transcribe) them")
+                        help="repair recordings a crash interrupted and, with any never queued, queue (or --transcribe) them")
     record.add_argument("--model", metavar="M", help="model for the job")
     record.add_argument("--language", metavar="L", help="language code for the job (default: detect)")
     record.add_argument("--user", metavar="U", help="owner of the job (default: your login name)")
@@ -57,7 +57,7 @@ def cmd_record(app, args) -> int:
     if args.recover:
         found = recorder.recover(app.paths.recordings_dir)
         if not found:
-            print("no interrupted recordings", file=sys.stderr)
+            print("no recordings waiting to be transcribed", file=sys.stderr)
             return EXIT_OK
         for recording in found:
             print(f"recovered {recording.path} ({format_clock(recording.seconds)})", file=sys.stderr)
