@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from . import __version__, cli_record
 from .audio.decode import format_clock
 from .automation import analytics
 from .automation import commands as automation_commands
@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--table", choices=automation_commands.STATS_TABLES, default="daily",
                        help="for --csv: daily (per day and model, the default), failures, sizes or models")
     stats.add_argument("--json", action="store_true")
+
+    cli_record.add_parser(commands)
 
     commands.add_parser(
         "self-test",
@@ -502,6 +504,7 @@ COMMANDS = {
     "watch": automation_commands.cmd_watch,
     "stats": cmd_stats,
     "self-test": cmd_self_test,
+    "record": cli_record.cmd_record,
 }
 
 # Commands that run without opening the user's data folder (they get None for ``app``).

@@ -43,6 +43,7 @@ _FALLBACK = {
     "application-exit": QStyle.StandardPixmap.SP_DialogCloseButton,
     "window-close": QStyle.StandardPixmap.SP_TitleBarCloseButton,
     "view-statistics": QStyle.StandardPixmap.SP_FileDialogListView,
+    "media-record": QStyle.StandardPixmap.SP_MediaVolume,
 }
 
 

@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self._adding = 0
         self._transcripts: dict[int, QWidget] = {}
         self._stats = None
+        self._record_dialog = None
 
         self.setWindowTitle("transcriber")
         self.setWindowIcon(app_icon())
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._update_actions()
         self._show_summary(self.summary)
+        self.offer_recordings()
 
         listener.job_changed.connect(self._on_job_changed)
         listener.segments_added.connect(self._on_segments_added)
@@ -175,6 +177,8 @@ class MainWindow(QMainWindow):
         table = {
             "add_files": a("add_files", "Add files…", "document-open", QKeySequence.StandardKey.Open, self.choose_files),
             "add_folder": a("add_folder", "Add folder…", "folder-open", "Ctrl+Shift+O", self.choose_folder),
+            "record": a("record", "Record…", "media-record", "Ctrl+Shift+M", self.open_record,
+                        "Record from a microphone; the recording is then transcribed"),
             "pause": a("pause", "Pause", "media-playback-pause", "Ctrl+P", lambda: self.act("pause")),
             "resume": a("resume", "Resume", "media-playback-start", "Ctrl+R", lambda: self.act("resume")),
             "cancel": a("cancel", "Cancel", "process-stop", "Ctrl+.", lambda: self.act("cancel")),
@@ -220,7 +224,7 @@ class MainWindow(QMainWindow):
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
-        for key in ("add_files", "add_folder", None, "settings", None, "close", "quit"):
+        for key in ("add_files", "add_folder", "record", None, "settings", None, "close", "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(table[key])
         job_menu = menus.addMenu("&Job")
         for key in self._job_menu_keys():
@@ -484,6 +488,28 @@ class MainWindow(QMainWindow):
             self.settings_changed.emit(self.settings)
 
     @Slot()
+    def open_record(self):
+        """Show the recording window (one per main window)."""
+        from .record import RecordDialog
+
+        if self._record_dialog is None:
+            self._record_dialog = RecordDialog(self)
+        else:
+            self._record_dialog.load_pending()
+        self._record_dialog.show()
+        self._record_dialog.raise_()
+        self._record_dialog.activateWindow()
+        return self._record_dialog
+
+    def offer_recordings(self) -> None:
+        """At start: say in the message strip if recordings wait to be transcribed (a crash, or never queued)."""
+        from ..audio.recorder import recover
+        from .record import recovered_notice
+
+        folder = self.app.paths.recordings_dir
+        self.tasks.run(lambda: recover(folder), lambda found: found and self.notices.add(recovered_notice(found), error=False))
+
+    @Slot()
     def open_statistics(self):
         from .stats_view import StatsWindow
 
@@ -621,4 +647,6 @@ class MainWindow(QMainWindow):
             window.close()
         if self._stats is not None:
             self._stats.close()
+        if self._record_dialog is not None:
+            self._record_dialog.close()  # a recording in progress is finished and kept
         self._timer.stop()
