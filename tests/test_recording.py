@@ -68,7 +68,7 @@ class FakeStream:
         for _ in range(blocks):
             self.gate.release()
 
-    def stop(self):
+    def abort(self):
         self._stop.set()
         self.gate.release()
 

@@ -118,6 +118,8 @@ def _stop_when(engine, job_id: int, seconds: float) -> None:
 
 def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, long_speech, qapp):
     """Two decode streams share a long file: cut at a quiet moment, joined without loss."""
+    from PySide6.QtCore import QEventLoop
+
     from transcriber.engine.qt import EngineRunner
 
     path, reference = long_speech
@@ -125,9 +127,12 @@ def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, lo
     engine.store.set_setting("workers", "2")
     engine.add([str(path)], user="ann")
     runner = EngineRunner(engine, poll_ms=200)
-    runner.idle.connect(qapp.quit)
+    # A loop of its own: QApplication.quit() is refused while any window left by an earlier
+    # test declines to close, and this test would then wait forever.
+    loop = QEventLoop()
+    runner.idle.connect(loop.quit)
     runner.start()
-    qapp.exec()
+    loop.exec()
     runner.stop()
     (job,) = engine.store.list_jobs()
     assert job.status is JobStatus.COMPLETED

@@ -15,6 +15,7 @@ from .automation.webhooks import WebhookDispatcher
 from .engine.core import Engine, EngineListener
 from .engine.models import ModelPool
 from .errors import EngineBusy
+from .filelock import try_lock
 from .paths import Paths, resolve_paths
 from .store import JobStore
 
@@ -66,17 +67,7 @@ class EngineLock:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()

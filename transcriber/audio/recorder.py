@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TranscriberError
+from ..filelock import try_lock
 from .decode import format_clock
 
 log = logging.getLogger(__name__)
@@ -238,23 +239,6 @@ def repair_wav(path: Path) -> float:
 # ------------------------------------------------------------------ markers
 
 
-def _try_lock(handle) -> bool:
-    """Take an exclusive, non-blocking lock on an open file; False if another holder has it."""
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-
-
 def marker_of(path: Path) -> Path:
     return path.with_name(path.name + MARKER_SUFFIX)
 
@@ -286,7 +270,7 @@ def recover(folder: Path) -> list[Recording]:
         except OSError:
             continue
         with handle:
-            if not _try_lock(handle):
+            if not try_lock(handle):
                 continue  # recording right now, in this process or another
             state = _read_marker(handle)
             if not audio.exists():
@@ -355,6 +339,29 @@ def _peak(indata) -> float:
     return float(np.abs(block.astype(np.int32)).max()) / 32768.0 if block.size else 0.0
 
 
+def close_stream(stream, timeout: float = 3.0) -> None:
+    """Abort and close an input stream without ever hanging the caller.
+
+    A graceful ``stop()`` waits for PortAudio's capture thread, and when the sound server
+    has gone away that thread can wait forever (the window froze on closing). ``abort()``
+    cancels the thread instead, dropping at most the block in flight. It runs on a helper
+    thread so that even a driver that hangs costs the caller ``timeout`` seconds, not the app.
+    """
+
+    def close() -> None:
+        try:
+            stream.abort()
+            stream.close()
+        except Exception as error:  # a vanished device may refuse; the file matters more
+            log.info("closing the input stream: %s", error)
+
+    closer = threading.Thread(target=close, name="input-stream-close", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        log.warning("the input stream did not close within %.0f s; left behind", timeout)
+
+
 class InputMonitor:
     """The level of an input, recording nothing: the meter that helps choose a device before recording."""
 
@@ -388,11 +395,7 @@ class InputMonitor:
     def stop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception as error:  # a vanished device may refuse; nothing to keep here
-                log.info("closing the monitor stream: %s", error)
+            close_stream(stream)
 
 
 # ------------------------------------------------------------------ recorder
@@ -496,7 +499,7 @@ class Recorder:
         self.path = new_recording_path(self.folder)
         try:
             self._marker = open(marker_of(self.path), "w")
-            _try_lock(self._marker)
+            try_lock(self._marker)
             self._marker.write(json.dumps({
                 "state": "recording", "device": self.device.name, "rate": self.rate,
                 "started_at": self._started_at, "pid": os.getpid(),
@@ -537,11 +540,7 @@ class Recorder:
         self._stopping.set()
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception as error:  # a vanished device may refuse to stop; the file matters more
-                log.info("closing the input stream: %s", error)
+            close_stream(stream)
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -61,7 +61,25 @@ def _time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class WebhookDialog(QDialog):
+class _CheckedDialog(QDialog):
+    """A form whose OK button accepts only what ``values()`` accepts; its complaint shows in ``error``."""
+
+    error: QLabel
+
+    def values(self):
+        raise NotImplementedError
+
+    @Slot()
+    def _check(self) -> None:
+        try:
+            self.values()
+        except TranscriberError as error:
+            self.error.setText(str(error))
+            return
+        self.accept()
+
+
+class WebhookDialog(_CheckedDialog):
     """URL, secret, events and what to send; ``values()`` is checked the way the command line checks it."""
 
     def __init__(self, parent: QWidget | None = None):
@@ -100,17 +118,9 @@ class WebhookDialog(QDialog):
         chosen = ",".join(name for name, box in self.events.items() if box.isChecked())
         return check_url(self.url.text()), self.secret.text().strip() or new_secret(), parse_events(chosen), self.include.currentData()
 
-    @Slot()
-    def _check(self) -> None:
-        try:
-            self.values()
-        except TranscriberError as error:
-            self.error.setText(str(error))
-            return
-        self.accept()
 
 
-class WatchDialog(QDialog):
+class WatchDialog(_CheckedDialog):
     """A folder and its rule (empty fields: the settings' defaults)."""
 
     def __init__(self, folder: str = "", parent: QWidget | None = None):
@@ -163,14 +173,6 @@ class WatchDialog(QDialog):
             move_to=move_to,
         )
 
-    @Slot()
-    def _check(self) -> None:
-        try:
-            self.values()
-        except TranscriberError as error:
-            self.error.setText(str(error))
-            return
-        self.accept()
 
 
 class AutomationWindow(QWidget):
