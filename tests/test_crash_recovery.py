@@ -84,8 +84,14 @@ def test_sigkill_mid_file_then_restart(long_speech, data_dir):
     interrupted = [run for run in runs if run[3] == "interrupted"]
     assert interrupted, runs
     assert len({part for part, started in starts if started < killed_at}) >= 2  # two streams were at work
+    part_ends = {index: end for index, _, end, _ in parts}
     for part, start, end, _ in interrupted:
         later = [run for run in runs if run[0] == part and run[3] in ("completed", "part-done")]
+        if end >= part_ends[part] - 1e-6:
+            # Killed after the part was decoded to its end, before its run record was closed
+            # (recovery closes it as interrupted): nothing of it is decoded again.
+            assert later == [], runs
+            continue
         assert len(later) == 1, runs
         # Each part continues exactly at its last commit, which was made when its last window
         # began: what was decoded twice is at most that one 30-second window per part.
