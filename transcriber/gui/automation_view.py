@@ -69,6 +69,16 @@ class _CheckedDialog(QDialog):
     def values(self):
         raise NotImplementedError
 
+    def _lay_out(self, form: QFormLayout) -> None:
+        """The form, the line for its complaint, then OK (checked) and Cancel."""
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._check)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+
     @Slot()
     def _check(self) -> None:
         try:
@@ -105,13 +115,7 @@ class WebhookDialog(_CheckedDialog):
         form.addRow("Secret (signs each request)", self.secret)
         form.addRow("Events", events)
         form.addRow("Send", self.include)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self._check)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
+        self._lay_out(form)
 
     def values(self) -> tuple[str, str, tuple[str, ...], str]:
         """Raises: AutomationError: a bad URL or no event."""
@@ -146,13 +150,7 @@ class WatchDialog(_CheckedDialog):
         form.addRow("Also export to", self.output)
         form.addRow("Formats", self.formats)
         form.addRow("After success, move the file to", self.move_to)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self._check)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
+        self._lay_out(form)
 
     def values(self) -> dict:
         """Keyword arguments for ``JobStore.add_watch_folder`` (without ``user``). Raises: TranscriberError."""
