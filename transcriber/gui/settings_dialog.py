@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import DECLARED, format_value, parse_setting
+from ..config import DECLARED, PRESETS, format_value, parse_setting
 from ..errors import ConfigError
 from ..export import FORMATS
 from ..store import JobStore
@@ -128,7 +128,7 @@ class SettingsDialog(QDialog):
         elif key in ("model", "language", "preset"):
             editor = QComboBox()
             editor.setEditable(key != "preset")
-            items = {"model": _MODELS, "language": _LANGUAGES, "preset": ("fast", "balanced", "accurate")}[key]
+            items = {"model": _MODELS, "language": _LANGUAGES, "preset": PRESETS}[key]
             editor.addItems(list(items))
             if key == "language":
                 editor.setItemText(0, "")
