@@ -61,14 +61,14 @@ def run_engine(args) -> dict:
     from transcriber.engine.core import Engine
     from transcriber.engine.models import ModelPool
     from transcriber.jobs import JobOptions
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     data = Path(tempfile.mkdtemp(prefix="transcriber-bench-"))
-    store = JobStore.open(data / "transcriber.db")
-    store.set_setting("workers", str(args.workers))
-    store.set_setting("auto_export", "false")
-    store.set_setting("max_queued_per_user", "100000")
-    store.set_setting("max_file_size_mb", "100000")
+    store = Store.open(data / "transcriber.db")
+    store.settings.set("workers", str(args.workers))
+    store.settings.set("auto_export", "false")
+    store.settings.set("max_queued_per_user", "100000")
+    store.settings.set("max_file_size_mb", "100000")
     pool = ModelPool(Path(tempfile.gettempdir()) / "transcriber-bench-models", workers=args.workers, idle_seconds=3600)
     engine = Engine(store, pool, default_export_dir=data / "exports")
     options = JobOptions(model=args.model, language=args.language or None, preset=args.preset)
@@ -80,11 +80,11 @@ def run_engine(args) -> dict:
     if refused:
         raise SystemExit("refused: " + "; ".join(refused))
     started = time.perf_counter()
-    _run_with_qt(engine)
+    _run_with_runner(engine)
     wall = time.perf_counter() - started
     pool.release(settings)
     texts, per_file, audio_seconds = {}, {}, 0.0
-    for job in store.list_jobs():
+    for job in store.jobs.list_jobs():
         texts[job.source_path] = engine.transcript(job.id).text
         audio_seconds += job.duration_seconds
         per_file[job.source_path] = {
@@ -111,36 +111,31 @@ def run_estimates(args) -> dict:
     """
     import threading
 
-    from PySide6.QtCore import QCoreApplication
-
     from transcriber.engine.core import Engine
     from transcriber.engine.models import ModelPool
-    from transcriber.engine.qt import EngineRunner
+    from transcriber.engine.runner import EngineRunner
     from transcriber.jobs import JobOptions, JobStatus
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     data = Path(tempfile.mkdtemp(prefix="transcriber-bench-"))
-    store = JobStore.open(data / "transcriber.db")
-    store.set_setting("workers", str(args.workers))
-    store.set_setting("auto_export", "false")
-    store.set_setting("max_file_size_mb", "100000")
+    store = Store.open(data / "transcriber.db")
+    store.settings.set("workers", str(args.workers))
+    store.settings.set("auto_export", "false")
+    store.settings.set("max_file_size_mb", "100000")
     pool = ModelPool(Path(tempfile.gettempdir()) / "transcriber-bench-models", workers=args.workers, idle_seconds=3600)
     engine = Engine(store, pool, default_export_dir=data / "exports")
     settings, _ = pool.acquire(args.model)
-    app = QCoreApplication.instance() or QCoreApplication([])
-    runner = EngineRunner(engine, poll_ms=100)
-    runner.idle.connect(app.quit)
     results = []
     for file in args.files:
         (intake,) = engine.add([file], user="bench", options=JobOptions(model=args.model, preset=args.preset))
         job_id = intake.job.id
-        (queued,) = engine.with_estimates([store.require_job(job_id)])
+        (queued,) = engine.with_estimates([store.jobs.require_job(job_id)])
         before = queued.eta_seconds
         record: dict = {}
 
         def watch() -> None:
             while True:
-                job = store.get_job(job_id)
+                job = store.jobs.get_job(job_id)
                 if job.status is JobStatus.RUNNING and "start" not in record:
                     record["start"] = time.perf_counter()
                 if job.status is JobStatus.RUNNING and job.progress >= 0.10 and job.eta_seconds is not None:
@@ -154,34 +149,32 @@ def run_estimates(args) -> dict:
         watcher = threading.Thread(target=watch)
         watcher.start()
         started = time.perf_counter()
+        runner = EngineRunner(engine, poll_seconds=0.1)
         runner.start()
-        app.exec()
+        runner.wait_idle()
+        runner.stop()
         watcher.join()
         actual = time.perf_counter() - record.get("start", started)
         results.append(
             {
                 "file": file,
-                "duration": store.require_job(job_id).duration_seconds,
+                "duration": store.jobs.require_job(job_id).duration_seconds,
                 "estimate_before": before,
                 "estimate_at_10": record.get("at_10"),
                 "actual": actual,
             }
         )
-    runner.stop()
     pool.release(settings)
     return {"texts": {}, "estimates": results, "wall_seconds": 0.0, "audio_seconds": 0.0}
 
 
-def _run_with_qt(engine) -> None:
-    from PySide6.QtCore import QCoreApplication
+def _run_with_runner(engine) -> None:
+    """Decode every queued job with the engine's runner (its decode streams), until idle."""
+    from transcriber.engine.runner import EngineRunner
 
-    from transcriber.engine.qt import EngineRunner
-
-    app = QCoreApplication.instance() or QCoreApplication([])
-    runner = EngineRunner(engine, poll_ms=200)
-    runner.idle.connect(app.quit)
+    runner = EngineRunner(engine, poll_seconds=0.2)
     runner.start()
-    app.exec()
+    runner.wait_idle()
     runner.stop()
 
 

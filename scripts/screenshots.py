@@ -99,8 +99,8 @@ def main() -> int:
     media = make_media(work / "media")
     gui = TranscriberGui(work / "data", user=os.environ.get("USER", "me"), poll_ms=300, refresh_ms=500)
     store = gui.app.store
-    store.set_setting("workers", "1")
-    store.set_setting("auto_export", "false")
+    store.settings.set("workers", "1")
+    store.settings.set("auto_export", "false")
 
     def wait(condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -112,7 +112,7 @@ def main() -> int:
             loop.exec()
 
     def job(name: str):
-        return next((j for j in store.list_jobs() if Path(j.source_path).name == name), None)
+        return next((j for j in store.jobs.list_jobs() if Path(j.source_path).name == name), None)
 
     def shoot(widget, name: str) -> None:
         wait(lambda: True, 1, "")

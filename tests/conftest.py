@@ -105,9 +105,9 @@ def data_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def store(data_dir):
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
-    opened = JobStore.open(data_dir / "transcriber.db")
+    opened = Store.open(data_dir / "transcriber.db")
     yield opened
     opened.close()
 
@@ -133,12 +133,12 @@ def make_engine(data_dir, model_cache):
     """make_engine(models=None, backend_factory=None) -> Engine on this test's data folder."""
     from transcriber.engine.core import Engine
     from transcriber.engine.models import ModelPool
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     created = []
 
     def make(models=None, backend_factory=None, listener=None):
-        store = JobStore.open(data_dir / "transcriber.db")
+        store = Store.open(data_dir / "transcriber.db")
         pool = models or ModelPool(model_cache, workers=1, idle_seconds=0)
         kwargs = {"backend_factory": backend_factory} if backend_factory else {}
         engine = Engine(store, pool, default_export_dir=data_dir / "transcripts", listener=listener, **kwargs)

@@ -40,7 +40,7 @@ def main() -> int:
     state = {"step": "start", "closed_at": None, "opened": set(), "deadline": time.monotonic() + 400}
 
     def job_named(name: str):
-        return next((job for job in store.list_jobs() if Path(job.source_path).name == name), None)
+        return next((job for job in store.jobs.list_jobs() if Path(job.source_path).name == name), None)
 
     def step() -> None:
         if time.monotonic() > state["deadline"]:
@@ -50,11 +50,12 @@ def main() -> int:
         for job_id in gui.window.transcript_windows():
             if job_id not in state["opened"]:
                 state["opened"].add(job_id)
-                emit("transcript_opened", job=job_id, name=store.get_job(job_id).file_name)
-        if state["step"] == "start":
+                emit("transcript_opened", job=job_id, name=store.jobs.get_job(job_id).file_name)
+        short, long = job_named(Path(short_file).name), job_named(Path(long_file).name)
+        # Once both files are queued (intake runs in the background, slower on a busy machine).
+        if state["step"] == "start" and short is not None and long is not None and gui.window.summary.jobs_left:
             emit("tray", available=gui.tray.available(), visible=gui.tray.visible, tooltip=gui.tray.tooltip())
             state["step"] = "wait_short"
-        short, long = job_named(Path(short_file).name), job_named(Path(long_file).name)
         if state["step"] == "wait_short" and short is not None and short.status.is_final:
             emit("short_finished", status=short.status.value, tooltip=gui.tray.tooltip())
             state["step"] = "wait_long"

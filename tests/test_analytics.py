@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import run_cli
-from transcriber.automation import analytics
-from transcriber.automation.analytics import DailyModelStats, FailureCount
+from transcriber.reports import analytics
+from transcriber.reports.analytics import DailyModelStats, FailureCount
 from transcriber.jobs import JobOptions
-from transcriber.store import JobStore
+from transcriber.store import Store
 
 
 def at(text: str) -> float:
@@ -21,24 +21,24 @@ def at(text: str) -> float:
 def put(store, name, *, model="tiny.en", duration=60.0, processing=10.0, created, started=None, finished,
         failed: str | None = None, size_mb=1.0):
     """A job that completed (or failed with cause ``failed``) at known times."""
-    job = store.add_job(user="u", source_path=f"/{name}.wav", size_bytes=int(size_mb * 1_000_000), mtime=0,
+    job = store.jobs.add_job(user="u", source_path=f"/{name}.wav", size_bytes=int(size_mb * 1_000_000), mtime=0,
                         content_hash=name, duration_seconds=duration, declared_seconds=duration,
                         options=JobOptions(model=model), max_queued=100)
     if started is not None:
-        _, _, run_id = store.claim_work(job.id)
-        store.commit_progress(job.id, 0, run_id, [], processed_seconds=duration, processing_seconds=processing, speed=None)
+        _, _, run_id = store.work.claim_work(job.id)
+        store.work.commit_progress(job.id, 0, run_id, [], processed_seconds=duration, processing_seconds=processing, speed=None)
     if failed:
-        store.mark_failed(job.id, f"{name} failed", failed)
+        store.jobs.mark_failed(job.id, f"{name} failed", failed)
     else:
-        store.finish_part(job.id, 0)
-        store.mark_completed(job.id)
+        store.work.finish_part(job.id, 0)
+        store.jobs.mark_completed(job.id)
     store.m.Job.update(created_at=at(created), started_at=at(started) if started else None,
                        finished_at=at(finished)).where(store.m.Job.id == job.id).execute()
 
 
 @pytest.fixture
 def known(data_dir):
-    store = JobStore.open(data_dir / "transcriber.db")
+    store = Store.open(data_dir / "transcriber.db")
     put(store, "a", duration=600, processing=60, created="2026-11-30T10:00:00", started="2026-11-30T10:01:00",
         finished="2026-11-30T10:02:00")
     put(store, "b", duration=1200, processing=240, created="2026-11-30T11:00:00", started="2026-11-30T11:03:00",
@@ -55,7 +55,7 @@ def known(data_dir):
 
 
 def test_per_day_and_model(known):
-    rows = analytics.daily_stats(known.job_facts(), timezone.utc)
+    rows = analytics.daily_stats(known.stats.job_facts(), timezone.utc)
     assert rows == [
         DailyModelStats("2026-11-30", "base", 1, 0, pytest.approx(1.0), pytest.approx(600 / 3600), pytest.approx(6.0),
                         pytest.approx(0.0)),
@@ -67,7 +67,7 @@ def test_per_day_and_model(known):
 
 
 def test_failures_by_cause(known):
-    assert analytics.failure_counts(known.job_facts(), timezone.utc) == [
+    assert analytics.failure_counts(known.stats.job_facts(), timezone.utc) == [
         FailureCount("2026-11-30", "tiny.en", "audio", 1),
         FailureCount("2026-12-01", "tiny.en", "source_changed", 1),
         FailureCount("2026-12-02", "tiny.en", "audio", 1),
@@ -76,21 +76,21 @@ def test_failures_by_cause(known):
 
 def test_a_day_is_a_day_where_the_user_lives(known):
     plus_two = timezone(__import__("datetime").timedelta(hours=2))
-    days = [(row.day, row.model) for row in analytics.daily_stats(known.job_facts(), plus_two)]
+    days = [(row.day, row.model) for row in analytics.daily_stats(known.stats.job_facts(), plus_two)]
     # f finished at 02:30 on 2 December there; e at 11:05 on 1 December.
     assert days == [("2026-11-30", "base"), ("2026-11-30", "tiny.en"), ("2026-12-01", "tiny.en"),
                     ("2026-12-02", "tiny.en")]
 
 
 def test_retry_clears_the_cause_and_the_store_keeps_it_per_failure(known):
-    failed = [job for job in known.list_jobs() if job.source_path == "/c.wav"][0]
-    known.retry(failed.id)
-    causes = [fact.failure_cause for fact in known.job_facts()]
+    failed = [job for job in known.jobs.list_jobs() if job.source_path == "/c.wav"][0]
+    known.jobs.retry(failed.id)
+    causes = [fact.failure_cause for fact in known.stats.job_facts()]
     assert causes.count("audio") == 1  # only f is failed now
 
 
 def test_csv_has_a_header_and_one_line_per_row(known):
-    text = analytics.to_csv(analytics.daily_stats(known.job_facts(), timezone.utc), analytics.DAILY_COLUMNS)
+    text = analytics.to_csv(analytics.daily_stats(known.stats.job_facts(), timezone.utc), analytics.DAILY_COLUMNS)
     assert text.splitlines() == [
         "day,model,jobs_completed,jobs_failed,audio_hours,processing_hours,mean_speed,mean_queue_wait_seconds",
         "2026-11-30,base,1,0,1,0.166667,6,0",
@@ -136,7 +136,7 @@ def test_the_engine_records_why_a_job_failed(make_engine, model_cache, speak, tm
     engine.add([str(path)], user="ann")
     path.unlink()
     engine.run_until_idle()
-    (fact,) = engine.store.job_facts()
+    (fact,) = engine.store.stats.job_facts()
     assert fact.status == "failed" and fact.failure_cause == "source_changed"
 
 
@@ -157,15 +157,15 @@ def test_a_version_1_database_gains_the_automation_tables_and_keeps_its_jobs(dat
         "(1, '/old.wav', 2000000, 0, 'h', 120, 'tiny.en', '{}', 'completed', 0, 10, 70, 70, 20)"
     )
     old.close()
-    store = JobStore.open(path)
+    store = Store.open(path)
     try:
         assert schema_version(store.db) == 2
-        (job,) = store.list_jobs()
+        (job,) = store.jobs.list_jobs()
         assert job.source_path == "/old.wav" and job.status.value == "completed"
-        rows = analytics.daily_stats(store.job_facts(), timezone.utc)
+        rows = analytics.daily_stats(store.stats.job_facts(), timezone.utc)
         assert [(r.day, r.jobs_completed, r.mean_speed, r.mean_queue_wait_seconds) for r in rows] == [
             ("1970-01-01", 1, 6.0, 10.0)
         ]
-        assert store.webhooks() == [] and store.watch_folders() == [] and store.delivery_log() == []
+        assert store.automation.webhooks() == [] and store.automation.watch_folders() == [] and store.automation.delivery_log() == []
     finally:
         store.close()

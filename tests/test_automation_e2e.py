@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_cli
 from receiver import Receiver
-from transcriber.automation.webhooks import RetryPolicy, WebhookDispatcher, verify
+from transcriber.services.webhooks import RetryPolicy, WebhookDispatcher, verify
 from transcriber.jobs import JobStatus
 
 pytestmark = pytest.mark.slow
@@ -22,14 +22,14 @@ def test_a_receiver_that_sleeps_10_s_never_holds_up_transcription(make_engine, s
     second = shutil.copyfile(speak("The second recording follows it.", "second.wav"), tmp_path / "second.wav")
     server = Receiver(default=(200, 10.0)).start()
     engine = make_engine(models=shared_models)
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     dispatcher = WebhookDispatcher(engine.store, timeout=60, poll_seconds=0.05, policy=RetryPolicy(first_delay=1))
     dispatcher.start()
     try:
         engine.add([str(first), str(second)], user="ann")
         ran = engine.run_until_idle()
         assert [job.status for job in ran] == [JobStatus.COMPLETED] * 2
-        one, two = (engine.store.get_job(job.id) for job in ran)
+        one, two = (engine.store.jobs.get_job(job.id) for job in ran)
         for _ in range(1200):  # both deliveries, 10 s each: wait for them, whatever the machine
             if len(server.accepted) == 2 and all(item.answered_at for item in server.accepted):
                 break
@@ -42,7 +42,7 @@ def test_a_receiver_that_sleeps_10_s_never_holds_up_transcription(make_engine, s
     assert first_delivery.arrived_at >= one.finished_at  # posted after the job completed...
     # ...and while the receiver sat on it, the next job started: it did not wait for the delivery.
     assert one.finished_at <= two.started_at < first_delivery.answered_at
-    assert [attempt.status_code for attempt in engine.store.delivery_log()] == [200, 200]
+    assert [attempt.status_code for attempt in engine.store.automation.delivery_log()] == [200, 200]
 
 
 def test_run_serves_a_watch_folder_and_its_webhook_until_idle(data_dir, speak, tmp_path):

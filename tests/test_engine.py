@@ -13,7 +13,7 @@ import pytest
 
 from fakes import fake_factory, fake_pool
 from media import make_bad_inputs
-from transcriber.engine.core import EngineListener
+from transcriber.engine.listener import EngineListener
 from transcriber.errors import IntakeRefused, JobStateError
 from transcriber.jobs import JobStatus
 
@@ -56,7 +56,7 @@ def test_added_jobs_run_and_complete_with_segments(engine, copies):
     finished = engine.run_until_idle()
     assert [job.status for job in finished] == [JobStatus.COMPLETED] * 2
     job = finished[0]
-    segments = engine.store.segments(job.id)
+    segments = engine.store.transcripts.segments(job.id)
     assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(job.duration_seconds)
     assert [segment.index for segment in segments] == list(range(len(segments)))
     assert job.processing_seconds > 0 and job.finished_at and job.progress == 1.0
@@ -85,7 +85,7 @@ def test_every_bad_input_is_refused_or_failed_and_the_rest_complete(engine, medi
     truncated = finished["truncated.wav"]
     assert truncated.status is JobStatus.FAILED
     assert "truncated or damaged" in truncated.error and "can be exported" in truncated.error
-    assert engine.store.segments(truncated.id), "the part that could be decoded is kept"
+    assert engine.store.transcripts.segments(truncated.id), "the part that could be decoded is kept"
 
 
 def test_unreadable_file_is_refused_with_a_clear_message(media, tmp_path, data_dir):
@@ -104,7 +104,7 @@ def test_unreadable_file_is_refused_with_a_clear_message(media, tmp_path, data_d
 
 
 def test_file_size_limit_is_enforced_at_intake(engine, copies):
-    engine.store.set_setting("max_file_size_mb", "1")
+    engine.store.settings.set("max_file_size_mb", "1")
     big = copies(1, "big")[0]
     with open(big, "ab") as handle:
         handle.write(b"\0" * 1_200_000)
@@ -114,11 +114,11 @@ def test_file_size_limit_is_enforced_at_intake(engine, copies):
 
 
 def test_queue_limit_refuses_extra_files_without_disturbing_the_queue(engine, copies):
-    engine.store.set_setting("max_queued_per_user", "3")
+    engine.store.settings.set("max_queued_per_user", "3")
     results = engine.add(copies(5), user="ann")
     assert [result.accepted for result in results] == [True, True, True, False, False]
     assert "limit max_queued_per_user = 3" in str(results[3].refusal)
-    assert [job.file_name for job in engine.store.queued_jobs()] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    assert [job.file_name for job in engine.store.jobs.queued_jobs()] == ["clip0.wav", "clip1.wav", "clip2.wav"]
     assert engine.add(copies(1, "bob"), user="bob")[0].accepted  # a different user has their own limit
 
 
@@ -154,12 +154,12 @@ def test_pause_resume_continues_from_the_last_segment(make_engine, model_cache, 
     job, thread, result = _start_in_thread(engine)
     for _ in range(3):
         gate.release()
-    _wait(lambda: engine.store.get_job(job.id).processed_seconds >= 3.0)
+    _wait(lambda: engine.store.jobs.get_job(job.id).processed_seconds >= 3.0)
     paused = engine.pause(job.id)
     gate.release()  # let the decoder reach its next segment boundary
     thread.join(10)
     assert result["job"].status is JobStatus.PAUSED
-    at_pause = engine.store.get_job(job.id).processed_seconds
+    at_pause = engine.store.jobs.get_job(job.id).processed_seconds
     assert paused.status is JobStatus.PAUSED and 3.0 <= at_pause < job.duration_seconds
     assert engine.claim_next() is None  # paused jobs do not run
     engine.resume(job.id)
@@ -170,7 +170,7 @@ def test_pause_resume_continues_from_the_last_segment(make_engine, model_cache, 
     assert factory.made[-1].requests[0].start_seconds == pytest.approx(at_pause)
     # the decoder's tokens from before the pause are its context
     assert factory.made[-1].requests[0].prompt[-2:] == (int(at_pause) - 1, int(at_pause))
-    segments = engine.store.segments(job.id)
+    segments = engine.store.transcripts.segments(job.id)
     assert [s.index for s in segments] == list(range(len(segments)))
     assert all(a.end <= b.start + 1e-9 for a, b in zip(segments, segments[1:]))
 
@@ -181,11 +181,11 @@ def test_cancel_stops_a_running_job_and_retry_finishes_it(make_engine, model_cac
     engine.add(copies(1), user="ann")
     job, thread, result = _start_in_thread(engine)
     gate.release()
-    _wait(lambda: engine.store.get_job(job.id).processed_seconds >= 1.0)
+    _wait(lambda: engine.store.jobs.get_job(job.id).processed_seconds >= 1.0)
     engine.cancel(job.id)
     gate.release()
     thread.join(10)
-    assert engine.store.get_job(job.id).status is JobStatus.CANCELLED
+    assert engine.store.jobs.get_job(job.id).status is JobStatus.CANCELLED
     with pytest.raises(JobStateError):
         engine.resume(job.id)
     engine.retry(job.id)
@@ -202,11 +202,11 @@ def test_shutdown_requeues_running_jobs_in_place(make_engine, model_cache, copie
     job, thread, result = _start_in_thread(engine)
     gate.release()
     gate.release()
-    _wait(lambda: engine.store.get_job(job.id).processed_seconds >= 2.0)
+    _wait(lambda: engine.store.jobs.get_job(job.id).processed_seconds >= 2.0)
     engine.stop_all()
     gate.release()
     thread.join(10)
-    again = engine.store.get_job(job.id)
+    again = engine.store.jobs.get_job(job.id)
     assert again.status is JobStatus.QUEUED and again.queue_position == 1 and again.processed_seconds >= 2.0
 
 
@@ -295,7 +295,7 @@ def test_a_model_unused_for_the_idle_period_is_unloaded(model_cache):
     settings, _ = pool.acquire("tiny.en")
     pool.release(settings)
     assert pool.loaded() == [settings]
-    _wait(lambda: pool.loaded() == [])
+    _wait(lambda: pool.unload_idle() == 1 or pool.loaded() == [])  # the engine's dispatcher calls it every step
     settings, _ = pool.acquire("tiny.en")
     assert pool.load_count("tiny.en") == 2
     pool.release(settings)
@@ -336,17 +336,17 @@ def _run_until(runner_app, condition, timeout=30.0):
 
 
 def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, model_cache, long_recording, qapp):
-    from transcriber.engine.qt import EngineRunner
+    from transcriber.engine.runner import EngineRunner
 
     app = qapp  # pytest-qt's application: one per process, shared with the window tests
     engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=2.0, delay=0.02))
-    engine.store.set_setting("workers", "2")
+    engine.store.settings.set("workers", "2")
     (result,) = engine.add([str(long_recording)], user="ann")
-    runner = EngineRunner(engine, poll_ms=50)
+    runner = EngineRunner(engine, poll_seconds=0.05)
     runner.start()
     job_id = result.job.id
-    _run_until(app, lambda: len(engine.store.running_parts()) == 2)
-    parts = engine.store.parts(job_id)
+    _run_until(app, lambda: len(engine.store.work.running_parts()) == 2)
+    parts = engine.store.work.parts(job_id)
     assert len(parts) == 3
     for part in parts[1:]:
         assert abs(part.start - round(part.start / 20) * 20) < 0.6  # cut at a pause, not mid-sound
@@ -359,25 +359,25 @@ def test_parts_of_a_long_job_run_side_by_side_and_pause_together(make_engine, mo
 def _pause_and_resume(app, engine, runner, job_id, parts):
     from transcriber.jobs import PartStatus
 
-    _run_until(app, lambda: all(p.processed_seconds > p.start for p in engine.store.parts(job_id)[:2]))
+    _run_until(app, lambda: all(p.processed_seconds > p.start for p in engine.store.work.parts(job_id)[:2]))
     engine.pause(job_id)
     _run_until(app, lambda: not runner.busy)
-    assert all(part.status is PartStatus.PENDING for part in engine.store.parts(job_id))
-    paused_at = [part.processed_seconds for part in engine.store.parts(job_id)]
+    assert all(part.status is PartStatus.PENDING for part in engine.store.work.parts(job_id))
+    paused_at = [part.processed_seconds for part in engine.store.work.parts(job_id)]
     assert paused_at[0] > 0 and paused_at[1] > parts[1].start
     engine.resume(job_id)
-    _run_until(app, lambda: engine.store.get_job(job_id).status is JobStatus.COMPLETED)
-    segments = engine.store.segments(job_id)
+    _run_until(app, lambda: engine.store.jobs.get_job(job_id).status is JobStatus.COMPLETED)
+    segments = engine.store.transcripts.segments(job_id)
     assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(200.0, abs=0.01)
     assert all(a.end == pytest.approx(b.start) for a, b in zip(segments, segments[1:]))  # no gap, no overlap
-    job = engine.store.get_job(job_id)
+    job = engine.store.jobs.get_job(job_id)
     assert job.processed_seconds == pytest.approx(job.duration_seconds)
 
 
 def test_adding_many_files_refreshes_estimates_once_and_each_job_has_one(engine, copies, monkeypatch):
     refreshed = []
-    original = engine.store.update_estimates
-    monkeypatch.setattr(engine.store, "update_estimates", lambda estimates: refreshed.append(len(estimates)) or original(estimates))
+    original = engine.store.jobs.update_estimates
+    monkeypatch.setattr(engine.store.jobs, "update_estimates", lambda estimates: refreshed.append(len(estimates)) or original(estimates))
     changed = []
 
     class Listener(EngineListener):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from receiver import Receiver
-from transcriber.automation.webhooks import verify
+from transcriber.services.webhooks import verify
 
 pytestmark = pytest.mark.gui
 
@@ -38,12 +38,12 @@ def test_webhooks_and_watch_folders_from_the_window(make_gui, qtbot, tmp_path):
         assert view.folders_table.item(0, 1).text() == str(inbox)
         assert view.folders_table.item(0, 3).text() == f"model base; then move:{tmp_path / 'done'}"
         assert view.folders_table.item(0, 4).text() == "none yet"
-        assert [folder.path for folder in gui.app.store.watch_folders()] == [str(inbox)]
+        assert [folder.path for folder in gui.app.store.automation.watch_folders()] == [str(inbox)]
 
         view.remove_watch_folder(view.folders[0].id)
         view.remove_webhook(view.endpoints[0].id)
         qtbot.waitUntil(lambda: view.folders_table.rowCount() == 0 and view.endpoints_table.rowCount() == 0, timeout=10000)
-        assert gui.app.store.webhooks() == [] and gui.app.store.watch_folders() == []
+        assert gui.app.store.automation.webhooks() == [] and gui.app.store.automation.watch_folders() == []
     finally:
         server.stop()
 
@@ -103,8 +103,8 @@ def test_the_settings_dialog_holds_the_webhook_retry_settings(make_gui, qtbot):
     assert not dialog.save() and "must be at least 1" in dialog.error_text("webhook_first_retry_seconds")
     dialog.set_value_text("webhook_first_retry_seconds", "5")
     dialog.accept()
-    settings = gui.app.store.settings()
+    settings = gui.app.store.settings.read()
     assert settings.webhook_first_retry_seconds == 5
-    from transcriber.automation.webhooks import RetryPolicy
+    from transcriber.services.webhooks import RetryPolicy
 
     assert RetryPolicy.from_settings(settings).next_attempt(1, 0.0, 100.0) == 105.0

@@ -10,7 +10,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QTableView
 
 from transcriber import __version__
-from transcriber.cli import window_request
+from transcriber.__main__ import window_request
 from transcriber.jobs import Job, JobOptions, JobStatus, Segment
 
 pytestmark = pytest.mark.gui

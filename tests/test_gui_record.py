@@ -98,8 +98,8 @@ def test_record_pause_resume_stop_from_the_window_becomes_a_job(mic, make_gui, q
     dialog.stop_button.click()
     assert not dialog.recording and dialog.start_button.isEnabled()
 
-    qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
-    job = gui.app.store.list_jobs()[0]
+    qtbot.waitUntil(lambda: len(gui.app.store.jobs.list_jobs()) == 1, timeout=30000)
+    job = gui.app.store.jobs.list_jobs()[0]
     assert job.status is JobStatus.QUEUED and job.user == "tester"
     path = Path(job.source_path)
     assert path.parent == gui.app.paths.recordings_dir
@@ -128,8 +128,8 @@ def test_the_window_offers_recordings_a_crash_left_to_transcribe_or_discard(make
     assert [path.name for path in dialog.pending()] == ["recording_a.wav", "recording_b.wav"]
     dialog.pending_list.item(0).setSelected(True)
     dialog.transcribe_button.click()
-    qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
-    job = gui.app.store.list_jobs()[0]
+    qtbot.waitUntil(lambda: len(gui.app.store.jobs.list_jobs()) == 1, timeout=30000)
+    job = gui.app.store.jobs.list_jobs()[0]
     assert job.source_path == str(kept) and job.duration_seconds == pytest.approx(2.0, abs=0.01) and job.warning is None
 
     qtbot.waitUntil(lambda: dialog.pending() == [unwanted], timeout=30000)
@@ -161,8 +161,8 @@ def test_a_device_vanishing_while_the_window_records_keeps_and_queues_the_audio(
     qtbot.waitUntil(lambda: dialog.recorder is None, timeout=30000)  # the window noticed, and stopped
     player.wait()
     assert "stopped delivering audio" in dialog.status_label.text() and "added to the queue" in dialog.status_label.text()
-    qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
-    audio, rate = sf.read(gui.app.store.list_jobs()[0].source_path, dtype="float32")
+    qtbot.waitUntil(lambda: len(gui.app.store.jobs.list_jobs()) == 1, timeout=30000)
+    audio, rate = sf.read(gui.app.store.jobs.list_jobs()[0].source_path, dtype="float32")
     assert len(audio) / rate > 3.0
 
 
@@ -177,10 +177,10 @@ def test_a_recording_made_in_the_window_is_transcribed_like_a_dropped_file(mic, 
     qtbot.waitUntil(lambda: player.poll() is not None, timeout=60000)
     qtbot.wait(1000)  # the end of the speech on its way through the sound server
     dialog.stop_button.click()
-    qtbot.waitUntil(lambda: len(gui.app.store.list_jobs()) == 1, timeout=30000)
-    job_id = gui.app.store.list_jobs()[0].id
-    qtbot.waitUntil(lambda: gui.app.store.get_job(job_id).status.is_final, timeout=600000)
-    assert gui.app.store.get_job(job_id).status is JobStatus.COMPLETED
+    qtbot.waitUntil(lambda: len(gui.app.store.jobs.list_jobs()) == 1, timeout=30000)
+    job_id = gui.app.store.jobs.list_jobs()[0].id
+    qtbot.waitUntil(lambda: gui.app.store.jobs.get_job(job_id).status.is_final, timeout=600000)
+    assert gui.app.store.jobs.get_job(job_id).status is JobStatus.COMPLETED
     text = " ".join(segment.text for segment in gui.app.engine.transcript(job_id).segments)
     words = set(normalise(text))
     for word in ("library", "open", "morning", "garden", "roses"):
@@ -188,7 +188,7 @@ def test_a_recording_made_in_the_window_is_transcribed_like_a_dropped_file(mic, 
 
 
 def test_quitting_while_recording_keeps_the_recording_as_a_job(mic, make_gui, qtbot, data_dir):
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     gui = make_gui(start=False)
     dialog = open_ready_dialog(gui, qtbot)
@@ -196,9 +196,9 @@ def test_quitting_while_recording_keeps_the_recording_as_a_job(mic, make_gui, qt
     qtbot.waitUntil(lambda: dialog.recorder.seconds > 1.0, timeout=30000)
     path = dialog.recorder.path
     gui.shutdown()  # what Quit does: the recording window closes, so the recording stops and is queued
-    store = JobStore.open(data_dir / "transcriber.db")
+    store = Store.open(data_dir / "transcriber.db")
     try:
-        jobs = store.list_jobs()
+        jobs = store.jobs.list_jobs()
     finally:
         store.close()
     assert [job.source_path for job in jobs] == [str(path)]

@@ -115,17 +115,17 @@ def test_tray_notifies_keeps_working_when_closed_and_jobs_resume_after_reopening
     names = {job.file_name: job for job in gui.window.model.jobs()}
     assert set(names) == {"short.flac", "long.flac"} and names["short.flac"].status is JobStatus.COMPLETED
     long_id = names["long.flac"].id
-    qtbot.waitUntil(lambda: gui.app.store.get_job(long_id).status is JobStatus.COMPLETED
-                    and all(run["outcome"] for run in gui.app.store.runs(long_id)), timeout=180000)
+    qtbot.waitUntil(lambda: gui.app.store.jobs.get_job(long_id).status is JobStatus.COMPLETED
+                    and all(run.outcome for run in gui.app.store.work.runs(long_id)), timeout=180000)
     # Every part stopped by the quit continues exactly where its last segment ended.
-    runs = gui.app.store.runs(long_id)
-    stopped = [run for run in runs if run["outcome"] == "stopped"]
+    runs = gui.app.store.work.runs(long_id)
+    stopped = [run for run in runs if run.outcome == "stopped"]
     assert stopped, runs
-    assert sum(run["end_seconds"] - run["start_seconds"] for run in runs if run["started_at"] < by_name["quit"]["at"]) > 0
+    assert sum(run.end_seconds - run.start_seconds for run in runs if run.started_at < by_name["quit"]["at"]) > 0
     for run in stopped:
-        after_reopen = [later for later in runs if later["part"] == run["part"] and later["started_at"] > run["started_at"]]
-        assert after_reopen and after_reopen[0]["start_seconds"] == pytest.approx(run["end_seconds"])
-        assert after_reopen[-1]["outcome"] in ("completed", "part-done")
-    segments = gui.app.store.segments(long_id)
+        after_reopen = [later for later in runs if later.part == run.part and later.started_at > run.started_at]
+        assert after_reopen and after_reopen[0].start_seconds == pytest.approx(run.end_seconds)
+        assert after_reopen[-1].outcome in ("completed", "part-done")
+    segments = gui.app.store.transcripts.segments(long_id)
     assert sorted(segment.index for segment in segments) == list(range(len(segments)))
     assert sum("welcome" in segment.text.lower() for segment in segments) >= 15  # said 20 times

@@ -45,7 +45,7 @@ def row_texts(gui, job_id: int) -> dict[str, str]:
 
 
 def store_job(gui, job_id: int):
-    return gui.app.store.get_job(job_id)
+    return gui.app.store.jobs.get_job(job_id)
 
 
 def copy(source: Path, folder: Path, name: str) -> Path:
@@ -84,11 +84,11 @@ def test_dropped_files_become_jobs_with_live_progress_then_completion_and_stats(
     assert store_job(gui, job_id).status is JobStatus.COMPLETED
 
     # The statistics view charts the same figures as `transcriber stats --json`.
-    from transcriber.cli import stats_document
+    from transcriber.reports.stats import stats_document
 
     stats = gui.window.open_statistics()
     qtbot.waitUntil(lambda: stats.document is not None, timeout=10000)
-    assert stats.document == stats_document(gui.app)
+    assert stats.document == stats_document(gui.app.store.stats)
     bars = stats.speed_view.chart().series()[0].barSets()[0]
     assert bars.at(0) == pytest.approx(stats.document["models"][0]["speed"]) and bars.at(0) > 1
     assert stats.models_table.item(0, 0).text() == "tiny.en"
@@ -100,7 +100,7 @@ def test_pause_cancel_retry_and_resume_from_the_window_change_the_store(make_gui
     first = copy(sample_speech["long"], tmp_path, "first.flac")
     second = copy(sample_speech["long"], tmp_path, "second.flac")
     gui = make_gui()
-    gui.app.store.set_setting("workers", "1")
+    gui.app.store.settings.set("workers", "1")
     gui.window.add_paths([str(first), str(second)])
     qtbot.waitUntil(lambda: len(gui.window.model.jobs()) == 2, timeout=20000)
     a, b = (job.id for job in gui.window.model.jobs())
@@ -143,7 +143,7 @@ def test_transcript_view_shows_the_speech_live_and_edits_persist(make_gui, qtbot
     view = gui.window.open_transcript(job_id)  # opened before any segment exists: it fills in live
     assert view.model.rowCount() == 0 or store_job(gui, job_id).processed_seconds > 0
     qtbot.waitUntil(lambda: store_job(gui, job_id).status is JobStatus.COMPLETED, timeout=120000)
-    stored = gui.app.store.segments(job_id)
+    stored = gui.app.store.transcripts.segments(job_id)
     qtbot.waitUntil(lambda: view.model.rowCount() == len(stored), timeout=10000)
     shown = " ".join(view.model.index(row, 1).data() for row in range(view.model.rowCount()))
     assert word_error_rate(clip["reference"], shown) < 0.2, shown
@@ -167,7 +167,7 @@ def test_transcript_view_shows_the_speech_live_and_edits_persist(make_gui, qtbot
     assert editor is not None
     editor.setText("And so, my fellow Americans: EDITED.")
     qtbot.keyClick(editor, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: gui.app.store.segments(job_id)[0].text == "And so, my fellow Americans: EDITED.", timeout=10000)
+    qtbot.waitUntil(lambda: gui.app.store.transcripts.segments(job_id)[0].text == "And so, my fellow Americans: EDITED.", timeout=10000)
 
     view.close()
     reopened = gui.window.open_transcript(job_id)
@@ -222,7 +222,7 @@ def test_settings_dialog_round_trips_through_the_store_and_the_cli_sees_it(make_
         parse_setting("workers", "lots")
     assert dialog.error_text("workers") == str(expected.value)
     assert "must be at least 1" in dialog.error_text("max_file_size_mb")
-    assert gui.app.store.settings().workers != "lots"
+    assert gui.app.store.settings.read().workers != "lots"
 
     for key, text in {"workers": "2", "max_file_size_mb": "50", "model": "base", "language": "de",
                       "export_formats": "srt,vtt", "notifications": "false", "close_to_tray": "false",
@@ -230,10 +230,10 @@ def test_settings_dialog_round_trips_through_the_store_and_the_cli_sees_it(make_
         dialog.set_value_text(key, text)
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted
-    settings = gui.app.store.settings()
+    settings = gui.app.store.settings.read()
     assert (settings.workers, settings.max_file_size_mb, settings.model, settings.language) == (2, 50, "base", "de")
     assert settings.export_formats == "srt,vtt" and not settings.notifications and not settings.close_to_tray
-    assert gui.app.engine.default_options().model == "base" and gui.app.engine.limits.max_queued_per_user == 3
+    assert gui.app.engine.default_options().model == "base" and gui.app.engine.read_limits().max_queued_per_user == 3
     assert run_cli("config", "get", "export_formats", data_dir=data_dir, check=True).stdout.strip() == "srt,vtt"
 
     run_cli("config", "set", "workers", "1", data_dir=data_dir, check=True)  # and back: the dialog reads the store
@@ -271,13 +271,13 @@ def test_window_without_the_engine_lock_moves_and_removes_jobs_and_shows_refusal
         gui.window.select_jobs([ids[0]])
         gui.window.actions_by_key["remove"].trigger()  # nothing transcribed yet: no question asked
         qtbot.waitUntil(lambda: store_job(gui, ids[0]) is None and gui.window.model.row_of(ids[0]) is None, timeout=5000)
-        assert [job.status for job in gui.app.store.list_jobs()] == [JobStatus.QUEUED] * 2
+        assert [job.status for job in gui.app.store.jobs.list_jobs()] == [JobStatus.QUEUED] * 2
     finally:
         other.release()
     # Once the other process lets go, the window takes over and runs the queue.
     qtbot.waitUntil(lambda: gui.engine_running, timeout=10000)
     assert not gui.window.engine_note.isVisibleTo(gui.window)
-    qtbot.waitUntil(lambda: all(job.status is JobStatus.COMPLETED for job in gui.app.store.list_jobs()), timeout=120000)
+    qtbot.waitUntil(lambda: all(job.status is JobStatus.COMPLETED for job in gui.app.store.jobs.list_jobs()), timeout=120000)
 
 
 def test_a_second_launch_hands_over_its_files_and_exits(make_gui, qtbot, sample_speech, tmp_path, data_dir):
@@ -321,7 +321,7 @@ def test_closing_without_a_tray_asks_before_quitting_with_work_pending(make_gui,
     gui.window.close()
     assert sorted(map(str, quits)) == ["True", "app"]
     assert time.monotonic() - started < 10  # stopped at a segment boundary, not at the end of the file
-    job = gui.app.store.list_jobs()[0]
+    job = gui.app.store.jobs.list_jobs()[0]
     assert job.status is JobStatus.QUEUED and job.processed_seconds < job.duration_seconds
 
 
@@ -343,7 +343,7 @@ def test_an_unexpected_error_opens_a_report_dialog_and_the_engine_keeps_working(
         gui.exceptions.dialog.copy_report()
         assert "a bug in a slot" in QGuiApplication.clipboard().text()
         assert str(gui.app.paths.log_file) in gui.exceptions.dialog.findChild(type(gui.window.summary_label)).text()
-        qtbot.waitUntil(lambda: bool(gui.app.store.list_jobs()) and gui.app.store.list_jobs()[0].status is JobStatus.COMPLETED,
+        qtbot.waitUntil(lambda: bool(gui.app.store.jobs.list_jobs()) and gui.app.store.jobs.list_jobs()[0].status is JobStatus.COMPLETED,
                         timeout=120000)
         logged = [record for record in caplog.records if record.name == "transcriber.gui.error_dialog"]
         assert logged and logged[0].exc_info[1].args == ("a bug in a slot",)
@@ -377,7 +377,7 @@ def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, 
     probe.timeout.connect(tick)
     probe.start(10)
     gui = make_gui(start=False)
-    gui.app.store.set_setting("workers", "2")
+    gui.app.store.settings.set("workers", "2")
     gui.start(clips)
     qtbot.waitUntil(lambda: gui.window.summary.running == 2, timeout=60000)
     view = gui.window.open_transcript(gui.window.model.jobs()[0].id)  # a live transcript view too
@@ -401,7 +401,7 @@ def test_gui_thread_stays_responsive_while_two_jobs_transcribe(make_gui, qtbot, 
     loading = max(gap for gap, at in gaps[1:] if at <= decoding_from) * 1000
     decoding = [gap for gap, at in gaps if at > decoding_from]
     largest = max(decoding) * 1000
-    progress = [job.processed_seconds for job in gui.app.store.list_jobs()]
+    progress = [job.processed_seconds for job in gui.app.store.jobs.list_jobs()]
     print(f"\nGUI thread: largest stall {largest:.1f} ms over {len(decoding)} ticks ({sum(decoding):.1f} s) while two "
           f"jobs transcribed (at {progress} s of audio); {loading:.1f} ms during launch and model loading")
     assert sum(running_samples) > 0.9 * len(running_samples) and sum(decoding) > 8
@@ -427,7 +427,7 @@ def test_adding_a_folder_of_hundreds_of_files_never_blocks_the_window(make_gui, 
     for number in range(200):
         copy(sample_speech["short"], folder / f"day{number % 10}", f"memo{number:03d}.flac")
     gui = make_gui(start=False, refresh_ms=1000)  # the window's own refresh rate
-    gui.app.store.set_setting("max_queued_per_user", "150")  # so some are refused too
+    gui.app.store.settings.set("max_queued_per_user", "150")  # so some are refused too
     other = EngineLock(gui.app.paths.engine_lock)
     other.acquire()  # keep the engine from transcribing them: this test is about adding
     try:
@@ -492,11 +492,11 @@ def test_file_dialogs_shortcuts_and_the_tray_menu_act_on_the_queue(make_gui, qtb
 
         # The tray menu's Pause all / Resume all act on the whole queue.
         gui.tray.pause_action.trigger()
-        qtbot.waitUntil(lambda: all(job.status is JobStatus.PAUSED for job in gui.app.store.list_jobs()), timeout=5000)
+        qtbot.waitUntil(lambda: all(job.status is JobStatus.PAUSED for job in gui.app.store.jobs.list_jobs()), timeout=5000)
         qtbot.waitUntil(lambda: gui.window.summary.paused == 3, timeout=5000)
         assert "3 paused" in gui.tray.tooltip() and gui.tray.resume_action.isEnabled()
         gui.tray.resume_action.trigger()
-        qtbot.waitUntil(lambda: all(job.status is JobStatus.QUEUED for job in gui.app.store.list_jobs()), timeout=5000)
+        qtbot.waitUntil(lambda: all(job.status is JobStatus.QUEUED for job in gui.app.store.jobs.list_jobs()), timeout=5000)
 
         # The context menu offers the job actions.
         menus = []

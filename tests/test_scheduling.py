@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from transcriber.engine.estimates import default_speed, estimate_queue, expected_speed, live_speed
-from transcriber.engine.limits import Limits, intake_refusal
+from transcriber.limits import Limits, intake_refusal
 from transcriber.engine.parts import part_count, quietest_moment
 from transcriber.engine.scheduler import choose_next, choose_work, start_order
 from transcriber.jobs import Job, JobOptions, JobStatus

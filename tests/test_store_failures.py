@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from fakes import fake_factory, fake_pool
-from transcriber.engine.core import EngineListener
+from transcriber.engine.listener import EngineListener
 from transcriber.jobs import JobStatus
 
 
@@ -41,7 +41,7 @@ def _fill(folder) -> None:
 
 def test_full_disk_refuses_intake_and_work_resumes_after(small_disk, speak, model_cache):
     from transcriber.engine.core import Engine
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     speech = speak("Checking what happens when the disk fills up during a long recording.", "disk.wav")
     errors: list[str] = []
@@ -53,10 +53,10 @@ def test_full_disk_refuses_intake_and_work_resumes_after(small_disk, speak, mode
     data = small_disk / "data"
     data.mkdir()
     gate = threading.Semaphore(0)
-    store = JobStore.open(data / "transcriber.db")
+    store = Store.open(data / "transcriber.db")
     engine = Engine(store, fake_pool(model_cache), default_export_dir=data / "transcripts",
                     listener=Listener(), backend_factory=fake_factory(step=0.5, gate=gate))
-    store.set_setting("auto_export", "false")
+    store.settings.set("auto_export", "false")
     first = engine.add([str(speech)], user="ann")[0].job
     job, part, run_id = engine.claim_next()
     worker = threading.Thread(target=engine.execute, args=(job, part, run_id))
@@ -64,7 +64,7 @@ def test_full_disk_refuses_intake_and_work_resumes_after(small_disk, speak, mode
     gate.release()
     gate.release()
     deadline = time.monotonic() + 10
-    while store.get_job(job.id).processed_seconds < 1.0 and time.monotonic() < deadline:
+    while store.jobs.get_job(job.id).processed_seconds < 1.0 and time.monotonic() < deadline:
         time.sleep(0.02)
     _fill(small_disk)
     for _ in range(200):
@@ -72,7 +72,7 @@ def test_full_disk_refuses_intake_and_work_resumes_after(small_disk, speak, mode
     worker.join(20)
     assert not worker.is_alive()
     assert errors and "is full" in errors[-1]
-    stuck = store.get_job(job.id)
+    stuck = store.jobs.get_job(job.id)
     assert stuck.status is JobStatus.RUNNING and stuck.processed_seconds >= 1.0  # what was saved is kept
 
     result = engine.add([str(speech)], user="ann")[0]
@@ -83,7 +83,7 @@ def test_full_disk_refuses_intake_and_work_resumes_after(small_disk, speak, mode
     assert [j.id for j in engine.recover_orphans()] == [job.id]
     (done,) = engine.run_until_idle()
     assert done.status is JobStatus.COMPLETED
-    segments = store.segments(job.id)
+    segments = store.transcripts.segments(job.id)
     assert sorted(s.index for s in segments) == list(range(len(segments)))
     assert all(a.end <= b.start + 1e-9 for a, b in zip(segments, segments[1:]))
     assert segments[-1].end == pytest.approx(done.duration_seconds)
@@ -95,7 +95,7 @@ def test_engine_modules_import_no_widgets():
     import sys
 
     code = (
-        "import sys, transcriber.engine.core, transcriber.engine.qt, transcriber.cli, transcriber.app;"
+        "import sys, transcriber.engine.core, transcriber.engine.runner, transcriber.cli.main, transcriber.app;"
         "bad = [m for m in sys.modules if m.startswith(('PySide6.QtWidgets', 'PySide6.QtGui'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -60,7 +60,7 @@ def test_word_timings_when_asked(real_engine, corpus):
     options = replace(options, word_timestamps=True)
     (result,) = real_engine.add([str(corpus["en_jfk.flac"]["path"])], user="ann", options=options)
     (job,) = real_engine.run_until_idle()
-    segments = real_engine.store.segments(job.id)
+    segments = real_engine.store.transcripts.segments(job.id)
     words = [word for segment in segments for word in segment.words]
     assert "americans" in normalise(" ".join(w.word for w in words))
     assert all(a.start <= b.start for a, b in zip(words, words[1:]))
@@ -87,7 +87,7 @@ def test_resuming_midway_continues_the_text(real_engine, long_speech):
 
     path, reference = long_speech
     (result,) = real_engine.add([str(path)], user="ann")
-    real_engine.store.set_setting("workers", "1")  # one stream: the whole file is one part
+    real_engine.store.settings.set("workers", "1")  # one stream: the whole file is one part
     job, part, run_id = real_engine.claim_next()
     stopper = threading.Thread(target=_stop_when, args=(real_engine, job.id, 60.0))
     stopper.start()
@@ -96,9 +96,9 @@ def test_resuming_midway_continues_the_text(real_engine, long_speech):
     assert first.status is JobStatus.QUEUED and 60.0 <= first.processed_seconds < first.duration_seconds
     (done,) = real_engine.run_until_idle()
     assert done.status is JobStatus.COMPLETED
-    runs = real_engine.store.runs(job.id)
-    assert runs[1]["start_seconds"] == pytest.approx(runs[0]["end_seconds"])
-    segments = real_engine.store.segments(job.id)
+    runs = real_engine.store.work.runs(job.id)
+    assert runs[1].start_seconds == pytest.approx(runs[0].end_seconds)
+    segments = real_engine.store.transcripts.segments(job.id)
     assert sorted(s.index for s in segments) == list(range(len(segments)))
     assert all(a.start <= b.start and a.end <= b.end for a, b in zip(segments, segments[1:]))
     assert word_error_rate(reference, real_engine.transcript(job.id).text) < 0.15
@@ -109,7 +109,7 @@ def _stop_when(engine, job_id: int, seconds: float) -> None:
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        job = engine.store.get_job(job_id)
+        job = engine.store.jobs.get_job(job_id)
         if job.processed_seconds >= seconds or job.status.value != "running":
             break
         time.sleep(0.05)
@@ -118,30 +118,24 @@ def _stop_when(engine, job_id: int, seconds: float) -> None:
 
 def test_a_long_file_is_decoded_in_parallel_parts(make_engine, shared_models, long_speech, qapp):
     """Two decode streams share a long file: cut at a quiet moment, joined without loss."""
-    from PySide6.QtCore import QEventLoop
-
-    from transcriber.engine.qt import EngineRunner
+    from transcriber.engine.runner import EngineRunner
 
     path, reference = long_speech
     engine = make_engine(models=shared_models)
-    engine.store.set_setting("workers", "2")
+    engine.store.settings.set("workers", "2")
     engine.add([str(path)], user="ann")
-    runner = EngineRunner(engine, poll_ms=200)
-    # A loop of its own: QApplication.quit() is refused while any window left by an earlier
-    # test declines to close, and this test would then wait forever.
-    loop = QEventLoop()
-    runner.idle.connect(loop.quit)
+    runner = EngineRunner(engine, poll_seconds=0.2)
     runner.start()
-    loop.exec()
+    assert runner.wait_idle(timeout=600)
     runner.stop()
-    (job,) = engine.store.list_jobs()
+    (job,) = engine.store.jobs.list_jobs()
     assert job.status is JobStatus.COMPLETED
-    parts = engine.store.parts(job.id)
+    parts = engine.store.work.parts(job.id)
     assert len(parts) >= 2 and all(a.end == b.start for a, b in zip(parts, parts[1:]))
-    runs = sorted(engine.store.runs(job.id), key=lambda run: run["part"])
+    runs = sorted(engine.store.work.runs(job.id), key=lambda run: run.part)
     first, second = runs[0], runs[1]
-    assert first["started_at"] < second["ended_at"] and second["started_at"] < first["ended_at"]  # side by side
-    segments = engine.store.segments(job.id)
+    assert first.started_at < second.ended_at and second.started_at < first.ended_at  # side by side
+    segments = engine.store.transcripts.segments(job.id)
     overlaps = [(a, b) for a, b in zip(segments, segments[1:]) if a.end > b.start + 0.5]
     assert not overlaps, (parts, overlaps)
     assert word_error_rate(reference, engine.transcript(job.id).text) < 0.15

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import run_cli
 from fakes import fake_factory, fake_pool
-from transcriber.automation.records import WatchFileState
-from transcriber.automation.watch import WatchService, parse_after
+from transcriber.records import WatchFileState
+from transcriber.services.watch import WatchService, parse_after
 from transcriber.errors import AutomationError
 from transcriber.jobs import JobStatus
 
@@ -36,7 +36,7 @@ def inbox(tmp_path) -> Path:
 
 
 def test_a_file_copied_in_slowly_is_queued_once_after_it_stops_growing(engine, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     service = WatchService(engine, settle_seconds=5.0)
     data = speech.read_bytes()
     target = inbox / "slow.wav"
@@ -52,13 +52,13 @@ def test_a_file_copied_in_slowly_is_queued_once_after_it_stops_growing(engine, i
     assert service.scan(now=last_growth_seen + 4.9).queued == []
     assert service.scan(now=last_growth_seen + 5.0).queued == [str(target)]
     assert service.scan(now=last_growth_seen + 60).queued == []
-    (job,) = engine.store.list_jobs()
+    (job,) = engine.store.jobs.list_jobs()
     assert job.source_path == str(target) and job.size_bytes == len(data) and job.user == "ann"
     assert engine.run_until_idle()[0].status is JobStatus.COMPLETED
 
 
 def test_a_file_being_written_by_another_thread_is_picked_up_once(engine, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     service = WatchService(engine, settle_seconds=1.5)
     data = speech.read_bytes()
     written = threading.Event()
@@ -86,11 +86,11 @@ def test_a_file_being_written_by_another_thread_is_picked_up_once(engine, inbox,
         time.sleep(0.05)
     queued += service.scan(now=time.time() + 60).queued
     assert queued == [str(inbox / "live.wav")]
-    assert engine.store.list_jobs()[0].size_bytes == len(data)
+    assert engine.store.jobs.list_jobs()[0].size_bytes == len(data)
 
 
 def test_only_media_is_taken_from_subfolders_too(engine, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     (inbox / "sub").mkdir()
     shutil.copyfile(speech, inbox / "sub" / "deep.wav")
     (inbox / "notes.txt").write_text("not media")
@@ -100,7 +100,7 @@ def test_only_media_is_taken_from_subfolders_too(engine, inbox, speech):
 
 
 def test_a_duplicate_is_skipped(engine, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     service = WatchService(engine, settle_seconds=1.0)
     shutil.copyfile(speech, inbox / "first.wav")
     service.scan(now=0.0)
@@ -110,28 +110,28 @@ def test_a_duplicate_is_skipped(engine, inbox, speech):
     service.scan(now=3.0)
     report = service.scan(now=5.0)
     assert report.queued == [] and report.duplicates == [str(inbox / "again.wav")]
-    assert len(engine.store.list_jobs()) == 1
-    again = [item for item in engine.store.watch_files() if item.path.endswith("again.wav")][0]
+    assert len(engine.store.jobs.list_jobs()) == 1
+    again = [item for item in engine.store.automation.watch_files() if item.path.endswith("again.wav")][0]
     assert again.state == WatchFileState.DUPLICATE and again.job_id == first.id
 
 
 def test_the_same_file_under_another_model_is_not_a_duplicate(engine, tmp_path, speech):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    engine.store.add_watch_folder(str(one), user="ann")
-    engine.store.add_watch_folder(str(two), user="ann", model="base")
+    engine.store.automation.add_watch_folder(str(one), user="ann")
+    engine.store.automation.add_watch_folder(str(two), user="ann", model="base")
     shutil.copyfile(speech, one / "a.wav")
     shutil.copyfile(speech, two / "a.wav")
     service = WatchService(engine, settle_seconds=1.0)
     service.scan(now=0.0)
     report = service.scan(now=2.0)
     assert sorted(report.queued) == sorted([str(one / "a.wav"), str(two / "a.wav")])
-    assert sorted(job.model for job in engine.store.list_jobs()) == ["base", "tiny.en"]
+    assert sorted(job.model for job in engine.store.jobs.list_jobs()) == ["base", "tiny.en"]
 
 
 def test_move_after_success_and_the_rules_exports(engine, tmp_path, inbox, speech):
     done, out = tmp_path / "done", tmp_path / "out"
-    engine.store.add_watch_folder(
+    engine.store.automation.add_watch_folder(
         str(inbox), user="ann", output_dir=str(out), formats=["vtt", "json"], after="move", move_to=str(done)
     )
     (inbox / "day1").mkdir()
@@ -147,27 +147,27 @@ def test_move_after_success_and_the_rules_exports(engine, tmp_path, inbox, speec
     assert not (inbox / "day1" / "meeting.wav").exists()
     assert (done / "day1" / "meeting.wav").read_bytes() == speech.read_bytes()
     assert sorted(path.name for path in out.iterdir()) == ["meeting.json", "meeting.vtt"]
-    (seen,) = engine.store.watch_files()
+    (seen,) = engine.store.automation.watch_files()
     assert seen.state == WatchFileState.DONE and "moved to" in seen.message
     assert service.scan(now=100.0).queued == []
 
 
 def test_keep_leaves_the_source_and_a_failed_job_is_not_moved(engine, tmp_path, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann", after="move", move_to=str(tmp_path / "done"))
+    engine.store.automation.add_watch_folder(str(inbox), user="ann", after="move", move_to=str(tmp_path / "done"))
     shutil.copyfile(speech, inbox / "broken.wav")
     service = WatchService(engine, settle_seconds=1.0)
     service.scan(now=0.0)
     service.scan(now=2.0)
-    (job,) = engine.store.list_jobs()
+    (job,) = engine.store.jobs.list_jobs()
     engine.cancel(job.id)
     service.scan(now=3.0)
     assert (inbox / "broken.wav").exists() and not (tmp_path / "done").exists()
-    assert engine.store.watch_files()[0].state == WatchFileState.FAILED
+    assert engine.store.automation.watch_files()[0].state == WatchFileState.FAILED
 
 
 def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inbox, speech, data_dir):
-    engine.store.set_setting("max_queued_per_user", "2")
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.settings.set("max_queued_per_user", "2")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     for number in range(5):
         target = inbox / f"clip{number}.wav"
         target.write_bytes(speech.read_bytes() + bytes(2 * number))  # distinct content
@@ -175,7 +175,7 @@ def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inb
     service.scan(now=0.0)
     report = service.scan(now=2.0)
     assert len(report.queued) == 2 and len(report.waiting) == 3
-    waiting = [item for item in engine.store.watch_files() if item.state == WatchFileState.WAITING]
+    waiting = [item for item in engine.store.automation.watch_files() if item.state == WatchFileState.WAITING]
     assert len(waiting) == 3 and all("queue" in item.message for item in waiting)
     listed = json.loads(run_cli("watch", "files", "--json", data_dir=data_dir, check=True).stdout)
     assert sorted(item["state"] for item in listed) == ["queued", "queued", "waiting", "waiting", "waiting"]
@@ -185,20 +185,20 @@ def test_over_limit_files_wait_in_the_folder_and_are_picked_up_later(engine, inb
         service.scan(now=now)
         engine.run_until_idle()
         now += 1.0
-    jobs = engine.store.list_jobs()
+    jobs = engine.store.jobs.list_jobs()
     assert len(jobs) == 5 and all(job.status is JobStatus.COMPLETED for job in jobs)
-    assert {item.state for item in engine.store.watch_files()} == {WatchFileState.DONE}
+    assert {item.state for item in engine.store.automation.watch_files()} == {WatchFileState.DONE}
 
 
 def test_a_refused_file_is_not_tried_again_until_it_changes(engine, inbox):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     bogus = inbox / "bogus.mp3"
     bogus.write_bytes(b"this is not audio at all" * 100)
     service = WatchService(engine, settle_seconds=1.0)
     service.scan(now=0.0)
     assert service.scan(now=2.0).refused == [str(bogus)]
     assert service.scan(now=4.0).refused == []
-    assert engine.store.list_jobs() == []
+    assert engine.store.jobs.list_jobs() == []
 
 
 def test_after_rule_is_parsed():
@@ -234,7 +234,7 @@ def test_command_line_adds_lists_and_removes_watch_folders(data_dir, inbox, tmp_
 
 
 def test_a_file_gone_before_it_settled_is_forgotten_and_the_service_becomes_idle(engine, inbox, speech):
-    engine.store.add_watch_folder(str(inbox), user="ann")
+    engine.store.automation.add_watch_folder(str(inbox), user="ann")
     service = WatchService(engine, settle_seconds=5.0)
     assert not service.is_idle()  # not scanned yet
     partial = inbox / "upload.wav"
@@ -243,4 +243,4 @@ def test_a_file_gone_before_it_settled_is_forgotten_and_the_service_becomes_idle
     assert not service.is_idle()  # settling
     partial.rename(inbox / "upload.part")  # not media any more
     service.scan(now=1.0)
-    assert engine.store.watch_files() == [] and service.is_idle()
+    assert engine.store.automation.watch_files() == [] and service.is_idle()

@@ -16,8 +16,8 @@ import pytest
 from conftest import run_cli
 from fakes import fake_factory, fake_pool
 from receiver import Receiver
-from transcriber.automation.records import DeliveryState
-from transcriber.automation.webhooks import RetryPolicy, WebhookDispatcher, classify, PostResult, sign, verify
+from transcriber.records import DeliveryState
+from transcriber.services.webhooks import RetryPolicy, WebhookDispatcher, classify, PostResult, sign, verify
 from transcriber.jobs import JobStatus
 
 LATER = 10 * 24 * 3600  # a "now" far enough ahead that every back-off is due
@@ -62,7 +62,7 @@ def deliver_everything(dispatcher: WebhookDispatcher, rounds: int = 10) -> None:
 def test_completed_job_is_posted_signed_with_its_transcript(fake_engine, receiver, speech, tmp_path):
     server = receiver()
     engine = fake_engine()
-    endpoint = engine.store.add_webhook(server.url, "s3cret", ["job.started", "job.completed", "job.failed"])
+    endpoint = engine.store.automation.add_webhook(server.url, "s3cret", ["job.started", "job.completed", "job.failed"])
     engine.add([copy_of(speech, tmp_path, "talk.wav")], user="ann")
     (job,) = engine.run_until_idle()
     WebhookDispatcher(engine.store).deliver_due()
@@ -84,7 +84,7 @@ def test_completed_job_is_posted_signed_with_its_transcript(fake_engine, receive
     assert payload["processing_seconds"] == pytest.approx(job.processing_seconds, abs=1e-3)
     assert payload["transcript"] == engine.transcript(job.id).text
     assert completed.headers["X-Transcriber-Delivery"] == str(payload["delivery_id"])
-    log = engine.store.delivery_log()
+    log = engine.store.automation.delivery_log()
     assert [(a.endpoint_id, a.event, a.job_id, a.status_code, a.outcome) for a in log] == [
         (endpoint.id, "job.started", job.id, 200, "delivered"),
         (endpoint.id, "job.completed", job.id, 200, "delivered"),
@@ -94,7 +94,7 @@ def test_completed_job_is_posted_signed_with_its_transcript(fake_engine, receive
 def test_files_links_point_at_the_exports_written_before_the_event(fake_engine, receiver, speech, tmp_path):
     server = receiver()
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"], include="files")
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"], include="files")
     engine.add([copy_of(speech, tmp_path, "linked.wav")], user="ann")
     (job,) = engine.run_until_idle()
     WebhookDispatcher(engine.store).deliver_due()
@@ -108,7 +108,7 @@ def test_files_links_point_at_the_exports_written_before_the_event(fake_engine, 
 def test_a_failed_job_posts_its_error(fake_engine, receiver, speech, tmp_path):
     server = receiver()
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.failed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.failed"])
     path = copy_of(speech, tmp_path, "gone.wav")
     engine.add([path], user="ann")
     Path(path).unlink()  # the source vanishes before its turn
@@ -123,7 +123,7 @@ def test_a_failed_job_posts_its_error(fake_engine, receiver, speech, tmp_path):
 def test_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_delivery(fake_engine, receiver, speech, tmp_path):
     server = receiver((500, 0.0), (503, 0.0), (200, 0.0))
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     engine.add([copy_of(speech, tmp_path, "retry.wav")], user="ann")
     (job,) = engine.run_until_idle()
     dispatcher = WebhookDispatcher(engine.store, policy=RetryPolicy(first_delay=60))
@@ -134,9 +134,9 @@ def test_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_delive
     assert [item.status for item in server.received] == [500, 503, 200]
     assert len(server.accepted) == 1
     assert len({item.body for item in server.received}) == 1  # every retry sends the same body
-    (delivery,) = engine.store.deliveries(job.id)
+    (delivery,) = engine.store.automation.deliveries(job.id)
     assert delivery.state == DeliveryState.DELIVERED and delivery.attempts == 3
-    assert [(a.attempt, a.status_code, a.error, a.outcome) for a in engine.store.delivery_log()] == [
+    assert [(a.attempt, a.status_code, a.error, a.outcome) for a in engine.store.automation.delivery_log()] == [
         (1, 500, None, "retry"),
         (2, 503, None, "retry"),
         (3, 200, None, "delivered"),
@@ -147,7 +147,7 @@ def test_a_restart_between_failures_still_delivers(fake_engine, receiver, speech
     server = receiver((500, 0.0))
     port = server.port
     first = fake_engine()
-    first.store.add_webhook(server.url, "k", ["job.completed"])
+    first.store.automation.add_webhook(server.url, "k", ["job.completed"])
     first.add([copy_of(speech, tmp_path, "restart.wav")], user="ann")
     (job,) = first.run_until_idle()
     WebhookDispatcher(first.store).deliver_due()  # 500
@@ -164,34 +164,34 @@ def test_a_restart_between_failures_still_delivers(fake_engine, receiver, speech
         assert len(revived.accepted) == 1 and revived.accepted[0].json["job_id"] == job.id
     finally:
         revived.stop()
-    log = second.store.delivery_log()
+    log = second.store.automation.delivery_log()
     assert [a.status_code for a in log] == [500, None, 200]
     assert log[1].error and log[1].outcome == "retry"
-    assert second.store.deliveries(job.id)[0].state == DeliveryState.DELIVERED
+    assert second.store.automation.deliveries(job.id)[0].state == DeliveryState.DELIVERED
 
 
 def test_a_4xx_is_not_retried(fake_engine, receiver, speech, tmp_path):
     server = receiver((404, 0.0))
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     engine.add([copy_of(speech, tmp_path, "gone4xx.wav")], user="ann")
     (job,) = engine.run_until_idle()
     deliver_everything(WebhookDispatcher(engine.store))
     assert [item.status for item in server.received] == [404]
-    (delivery,) = engine.store.deliveries(job.id)
+    (delivery,) = engine.store.automation.deliveries(job.id)
     assert delivery.state == DeliveryState.FAILED and delivery.last_error == "HTTP 404"
-    assert [(a.status_code, a.outcome) for a in engine.store.delivery_log()] == [(404, "failed")]
+    assert [(a.status_code, a.outcome) for a in engine.store.automation.delivery_log()] == [(404, "failed")]
 
 
 def test_retries_stop_when_the_policy_gives_up(fake_engine, receiver, speech, tmp_path):
     server = receiver(default=(500, 0.0))
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     engine.add([copy_of(speech, tmp_path, "never.wav")], user="ann")
     engine.run_until_idle()
     deliver_everything(WebhookDispatcher(engine.store, policy=RetryPolicy(max_attempts=3)))
     assert len(server.received) == 3
-    assert [a.outcome for a in engine.store.delivery_log()] == ["retry", "retry", "failed"]
+    assert [a.outcome for a in engine.store.automation.delivery_log()] == ["retry", "retry", "failed"]
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_answers_are_classified(code, error, outcome):
 def test_the_dispatcher_thread_delivers_in_the_background(fake_engine, receiver, speech, tmp_path):
     server = receiver()
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     dispatcher = WebhookDispatcher(engine.store, poll_seconds=0.05)
     dispatcher.start()
     try:
@@ -275,15 +275,15 @@ def test_add_without_secret_makes_one(data_dir):
 
 def test_run_until_idle_delivers_what_is_due_before_returning(receiver, data_dir):
     from transcriber.jobs import JobOptions
-    from transcriber.store import JobStore
+    from transcriber.store import Store
 
     server = receiver((503, 0.0), (200, 0.0))
-    store = JobStore.open(data_dir / "transcriber.db")
-    store.add_webhook(server.url, "k", ["job.failed"])
-    job = store.add_job(user="u", source_path="/nowhere.wav", size_bytes=1, mtime=0, content_hash="x",
+    store = Store.open(data_dir / "transcriber.db")
+    store.automation.add_webhook(server.url, "k", ["job.failed"])
+    job = store.jobs.add_job(user="u", source_path="/nowhere.wav", size_bytes=1, mtime=0, content_hash="x",
                         duration_seconds=1.0, declared_seconds=1.0, options=JobOptions(), max_queued=10)
-    store.mark_failed(job.id, "gone", "source_changed")
-    store.set_setting("webhook_first_retry_seconds", "1")
+    store.jobs.mark_failed(job.id, "gone", "source_changed")
+    store.settings.set("webhook_first_retry_seconds", "1")
     store.close()
     # No job to run: the first answer (503) schedules a retry a second later, within the
     # minute run --until-idle waits for, so it stays until the delivery is accepted.
@@ -301,13 +301,13 @@ def test_job_started_is_sent_once_even_when_the_job_is_paused_and_resumed(make_e
     gate = threading.Semaphore(0)
     engine = make_engine(models=fake_pool(model_cache), backend_factory=fake_factory(step=1.0, gate=gate))
     server = receiver()
-    engine.store.add_webhook(server.url, "k", ["job.started", "job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.started", "job.completed"])
     (result,) = engine.add([copy_of(speech, tmp_path, "paused.wav")], user="ann")
     worker = threading.Thread(target=engine.run_until_idle)
     worker.start()
     gate.release()
     for _ in range(400):
-        if engine.store.get_job(result.job.id).processed_seconds > 0:
+        if engine.store.jobs.get_job(result.job.id).processed_seconds > 0:
             break
         time.sleep(0.01)
     engine.pause(result.job.id)
@@ -317,7 +317,7 @@ def test_job_started_is_sent_once_even_when_the_job_is_paused_and_resumed(make_e
     for _ in range(100):
         gate.release()
     engine.run_until_idle()
-    finished = engine.store.get_job(result.job.id)
+    finished = engine.store.jobs.get_job(result.job.id)
     assert finished.status is JobStatus.COMPLETED and finished.attempts == 2  # started twice
     WebhookDispatcher(engine.store).deliver_due()
     assert [item.json["event"] for item in server.received] == ["job.started", "job.completed"]
@@ -340,13 +340,13 @@ def test_a_completion_whose_process_died_before_its_export_is_still_delivered(fa
     server = receiver()
     engine = fake_engine()
     store = engine.store
-    store.add_webhook(server.url, "k", ["job.completed"])
-    job = store.add_job(user="u", source_path="/x.wav", size_bytes=1, mtime=0, content_hash="x", duration_seconds=5.0,
+    store.automation.add_webhook(server.url, "k", ["job.completed"])
+    job = store.jobs.add_job(user="u", source_path="/x.wav", size_bytes=1, mtime=0, content_hash="x", duration_seconds=5.0,
                         declared_seconds=5.0, options=JobOptions(), max_queued=10)
-    _, _, run_id = store.claim_work(job.id)
-    store.commit_progress(job.id, 0, run_id, [], processed_seconds=5.0, processing_seconds=1.0, speed=None)
-    store.finish_part(job.id, 0)
-    store.mark_completed(job.id)  # ...and the process dies before exporting and releasing
+    _, _, run_id = store.work.claim_work(job.id)
+    store.work.commit_progress(job.id, 0, run_id, [], processed_seconds=5.0, processing_seconds=1.0, speed=None)
+    store.work.finish_part(job.id, 0)
+    store.jobs.mark_completed(job.id)  # ...and the process dies before exporting and releasing
     assert WebhookDispatcher(store).deliver_due(now=time.time() + LATER) == 0  # held
     store.close()
     restarted = fake_engine()
@@ -358,7 +358,7 @@ def test_a_completion_whose_process_died_before_its_export_is_still_delivered(fa
 def test_a_dispatcher_stopped_and_started_again_runs_one_thread(fake_engine, receiver, speech, tmp_path):
     server = receiver()
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     dispatcher = WebhookDispatcher(engine.store, poll_seconds=0.05)
     dispatcher.start()
     dispatcher.stop()
@@ -382,8 +382,8 @@ def test_automation_imports_no_qt_at_all():
     import sys
 
     code = (
-        "import sys, transcriber.automation.webhooks, transcriber.automation.watch, transcriber.automation.analytics,"
-        " transcriber.automation.commands, transcriber.store;"
+        "import sys, transcriber.services.webhooks, transcriber.services.watch, transcriber.reports.analytics,"
+        " transcriber.cli.automation, transcriber.store;"
         "bad = [m for m in sys.modules if m.startswith('PySide6')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -394,11 +394,11 @@ def test_automation_imports_no_qt_at_all():
 def test_a_receiver_slower_than_the_timeout_is_retried(fake_engine, receiver, speech, tmp_path):
     server = receiver((200, 2.0))  # answers, but too late
     engine = fake_engine()
-    engine.store.add_webhook(server.url, "k", ["job.completed"])
+    engine.store.automation.add_webhook(server.url, "k", ["job.completed"])
     engine.add([copy_of(speech, tmp_path, "slow.wav")], user="ann")
     (job,) = engine.run_until_idle()
     deliver_everything(WebhookDispatcher(engine.store, timeout=0.5))
-    log = engine.store.delivery_log()
+    log = engine.store.automation.delivery_log()
     assert [(a.status_code, a.outcome) for a in log] == [(None, "retry"), (200, "delivered")]
     assert "timed out" in log[0].error
-    assert engine.store.deliveries(job.id)[0].state == DeliveryState.DELIVERED
+    assert engine.store.automation.deliveries(job.id)[0].state == DeliveryState.DELIVERED

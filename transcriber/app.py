@@ -1,4 +1,11 @@
-"""Composition root: paths, logging, the store, the model pool and the engine, wired once."""
+"""The composition root: paths, logging, the store, the model pool, the engine and its services, wired once.
+
+``open_app`` builds an ``App`` for a data folder (nothing heavy: no model loads).
+``Serving`` is the one way a data folder is served, by the window, ``transcriber run``
+and ``transcriber transcribe`` alike: take the engine lock, run ``App.recover`` once,
+then start the engine's runner and the background services; ``serve`` does the same
+from a command line and blocks until told to stop.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,23 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .automation.watch import WatchService
-from .automation.webhooks import WebhookDispatcher
-from .engine.core import Engine, EngineListener
+from .background import BackgroundService
+from .engine.core import Engine
+from .engine.listener import EngineListener
 from .engine.models import ModelPool
+from .engine.runner import EngineRunner
 from .errors import EngineBusy
 from .filelock import try_lock
+from .jobs import Job
 from .paths import Paths, resolve_paths
-from .store import JobStore
+from .services.watch import WatchService
+from .services.webhooks import WebhookDispatcher
+from .store import Store
 
 log = logging.getLogger("transcriber")
 
@@ -90,13 +103,24 @@ class EngineLock:
 
 @dataclass
 class App:
-    """Everything a client (CLI or window) needs, wired together."""
+    """Everything a client (command line or window) needs, wired together."""
 
     paths: Paths
-    store: JobStore
+    store: Store
     models: ModelPool
     engine: Engine
+    services: list[BackgroundService]  # webhook deliveries, watch folders: run while the folder is served
     lock: EngineLock
+
+    def recover(self) -> list[Job]:
+        """Reclassify what a dead process left behind; run once, by ``Serving.start``, before any work.
+
+        Jobs left running go back to the queue at their place, their parts keep their
+        cursors (each continues from its last committed segment) and open runs are closed
+        as interrupted; webhooks a process held between a completion and its export are
+        released. Returns the jobs put back.
+        """
+        return self.engine.recover()
 
     def close(self) -> None:
         self.models.shutdown()
@@ -105,17 +129,110 @@ class App:
 
 
 def open_app(data_dir: str | os.PathLike | None = None, *, listener: EngineListener | None = None, verbose: bool = False) -> App:
-    """Open the data folder and build the engine. Nothing heavy happens here: no model loads.
+    """Open the data folder and build the engine and its services. Nothing heavy happens here: no model loads.
 
     Raises:
         StoreError: the database cannot be opened.
     """
     paths = resolve_paths(data_dir).ensure()
     setup_logging(paths, verbose=verbose)
-    store = JobStore.open(paths.database)
-    settings = store.settings()
+    store = Store.open(paths.database)
+    settings = store.settings.read()
     models = ModelPool(paths.model_cache, workers=settings.workers, idle_seconds=settings.model_idle_unload_seconds)
     engine = Engine(store, models, default_export_dir=paths.default_export_dir, listener=listener)
-    # Started and stopped by whichever runner serves the data folder (the window or `run`).
-    engine.services = [WebhookDispatcher(store), WatchService(engine)]
-    return App(paths=paths, store=store, models=models, engine=engine, lock=EngineLock(paths.engine_lock))
+    services: list[BackgroundService] = [WebhookDispatcher(store), WatchService(engine)]
+    return App(paths=paths, store=store, models=models, engine=engine, services=services, lock=EngineLock(paths.engine_lock))
+
+
+class Serving:
+    """Serves an app's data folder: the engine lock, one recovery, the engine's runner and the services.
+
+    Args:
+        app: the opened data folder.
+        poll_seconds: how often the runner looks for work added by other processes.
+    """
+
+    def __init__(self, app: App, *, poll_seconds: float = 1.0):
+        self.app = app
+        self.runner = EngineRunner(app.engine, poll_seconds=poll_seconds)
+        self._started = False
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def start(self) -> list[Job]:
+        """Take the lock, recover, start the workers and services; returns the jobs recovered.
+
+        Raises:
+            EngineBusy: another process serves this data folder.
+            StoreError: the store cannot be written (recovery failed).
+        """
+        if self._started:
+            return []
+        self.app.lock.acquire()
+        try:
+            recovered = self.app.recover()
+        except Exception:
+            self.app.lock.release()
+            raise
+        self.runner.start()
+        for service in self.app.services:
+            service.start()
+        self._started = True
+        return recovered
+
+    def is_idle(self) -> bool:
+        """No job to run here and every service idle (no delivery due soon, no watched file settling)."""
+        return self.runner.is_idle() and all(service.is_idle() for service in self.app.services)
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop the workers at a segment boundary (their jobs go back to the queue), the services, and the lock.
+
+        Returns False if a worker was still busy at the timeout.
+        """
+        if not self._started:
+            return True
+        self._started = False
+        stopped = self.runner.stop(timeout)
+        for service in self.app.services:
+            service.stop()
+        self.app.lock.release()
+        return stopped
+
+
+def serve(
+    app: App,
+    *,
+    until_idle: bool = False,
+    until: Callable[[], bool] | None = None,
+    stop: threading.Event | None = None,
+    on_started: Callable[[list[Job]], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    tick_seconds: float = 0.5,
+) -> bool:
+    """Serve the data folder on this thread until idle (``until_idle``), ``until()`` is true, or ``stop`` is set.
+
+    Returns:
+        True when it ended because the work was done (idle, or ``until``), False when stopped.
+
+    Raises:
+        EngineBusy: another process serves this data folder.
+    """
+    serving = Serving(app, poll_seconds=tick_seconds)
+    recovered = serving.start()
+    stop = stop or threading.Event()
+    if on_started is not None:
+        on_started(recovered)
+    done = False
+    try:
+        while not stop.is_set():
+            if on_tick is not None:
+                on_tick()
+            if (until is not None and until()) or (until_idle and serving.is_idle()):
+                done = True
+                break
+            stop.wait(tick_seconds)
+    finally:
+        serving.stop()
+    return done

@@ -1,47 +1,50 @@
-"""Every setting declared once, with its default, its parser and a one-line description.
+"""Every setting declared once: its key, type, default, range and a one-line description.
 
-Settings live in the store (the ``settings`` table), so the command line and the window
-always see the same values. ``Settings`` is the validated snapshot the engine works from.
+Settings live in the store (the ``setting`` table), so the command line and the window
+always see the same values. ``Settings`` is the validated snapshot the engine works from;
+its fields are the declarations (``DECLARED`` is derived from them), so a setting cannot be
+declared in one place and forgotten in another. Keys are a contract: add, never rename.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable
 
 from .errors import ConfigError
+from .export import parse_formats
 
 PRESETS = ("fast", "balanced", "accurate")
+# The most decode streams (and jobs per user) one machine may be asked for; beyond it a
+# setting is a typo, and a huge value would overflow the thread pool and the estimates.
+MAX_STREAMS = 64
 
 
 def default_workers() -> int:
     """One decode stream per core, each with one thread: the most work per second (engine/parts.py)."""
-    return max(1, os.cpu_count() or 1)
+    return max(1, min(MAX_STREAMS, os.cpu_count() or 1))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A parser for whole numbers from ``low`` to ``high``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if number < low:
+            raise ValueError(f"must be at least {low}" if low else "must be 0 or more")
+        if number > high:
+            raise ValueError(f"must be at most {high}")
+        return number
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _boolean(text: str) -> bool:
-    lowered = str(text).strip().lower()
+def parse_boolean(value: str) -> bool:
+    lowered = str(value).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
@@ -49,84 +52,72 @@ def _boolean(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _text(text: str) -> str:
-    return str(text).strip()
+def parse_text(value: str) -> str:
+    return str(value).strip()
 
 
-def _formats(text: str) -> str:
-    from .export import FORMATS  # late: export imports jobs only, but keep config import-light
-
-    names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
-    unknown = [name for name in names if name not in FORMATS]
-    if unknown:
-        raise ValueError(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    return ",".join(dict.fromkeys(names))
+def parse_format_list(value: str) -> str:
+    return ",".join(parse_formats(value, allow_empty=True))
 
 
-def _preset(text: str) -> str:
-    value = str(text).strip().lower()
-    if value not in PRESETS:
+def parse_preset(value: str) -> str:
+    lowered = str(value).strip().lower()
+    if lowered not in PRESETS:
         raise ValueError(f"choose one of {', '.join(PRESETS)}")
-    return value
+    return lowered
+
+
+def declare(default: Any, parse: Callable[[str], Any], description: str) -> Any:
+    """A field of ``Settings``: its default (a value, or a function giving one), parser and description."""
+    metadata = {"parse": parse, "description": description}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One declared setting, as the command line and the settings dialog list it."""
+
     key: str
-    default: Callable[[], Any]
     parse: Callable[[str], Any]
     description: str
+    _default: Callable[[], Any]
 
-
-_DECLARED = [
-    Setting("max_file_size_mb", lambda: 500, _positive_int, "largest file accepted, in MB (per user)"),
-    Setting("max_concurrent_per_user", lambda: 5, _positive_int, "jobs one user may have running at once"),
-    Setting("max_queued_per_user", lambda: 10, _positive_int, "jobs one user may have waiting in the queue"),
-    Setting("workers", default_workers, _positive_int, "decode streams at once on this machine (jobs, or parts of a long job)"),
-    Setting("model", lambda: "tiny.en", _text, "default model: tiny.en (embedded), base, a folder, or a faster-whisper name"),
-    Setting("language", lambda: "", _text, "default language code (empty: detect)"),
-    Setting("preset", lambda: "balanced", _preset, "speed/accuracy preset: fast, balanced or accurate"),
-    Setting("word_timestamps", lambda: False, _boolean, "record the timing of every word"),
-    Setting("export_dir", lambda: "", _text, "folder for automatic exports (empty: the data folder's transcripts/)"),
-    Setting("export_formats", lambda: "txt,srt", _formats, "formats written on automatic export"),
-    Setting("auto_export", lambda: True, _boolean, "export each transcript when its job completes"),
-    Setting("model_idle_unload_seconds", lambda: 300, _non_negative_int, "unload a model unused for this long"),
-    Setting("notifications", lambda: True, _boolean, "tray notification when a job finishes or fails"),
-    Setting("close_to_tray", lambda: True, _boolean, "closing the window keeps the engine working in the tray"),
-    Setting("webhook_timeout_seconds", lambda: 10, _positive_int, "seconds a webhook receiver has to answer"),
-    Setting("webhook_first_retry_seconds", lambda: 30, _positive_int, "wait before a failed webhook delivery's first retry (doubles each time, up to an hour)"),
-    Setting("webhook_retry_hours", lambda: 24, _positive_int, "give up a failing webhook delivery after this many hours"),
-]
-DECLARED: dict[str, Setting] = {setting.key: setting for setting in _DECLARED}
+    def default(self) -> Any:
+        return self._default()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A validated snapshot of every setting."""
+    """A validated snapshot of every setting; each field is a setting's declaration."""
 
-    max_file_size_mb: int
-    max_concurrent_per_user: int
-    max_queued_per_user: int
-    workers: int
-    model: str
-    language: str
-    preset: str
-    word_timestamps: bool
-    export_dir: str
-    export_formats: str
-    auto_export: bool
-    model_idle_unload_seconds: int
-    notifications: bool
-    close_to_tray: bool
-    webhook_timeout_seconds: int
-    webhook_first_retry_seconds: int
-    webhook_retry_hours: int
+    max_file_size_mb: int = declare(500, whole_number(1, 1_000_000), "largest file accepted, in MB (per user)")
+    max_concurrent_per_user: int = declare(5, whole_number(1, MAX_STREAMS), "jobs one user may have running at once")
+    max_queued_per_user: int = declare(10, whole_number(1, 100_000), "jobs one user may have waiting in the queue")
+    workers: int = declare(default_workers, whole_number(1, MAX_STREAMS),
+                           "decode streams at once on this machine (jobs, or parts of a long job)")
+    model: str = declare("tiny.en", parse_text, "default model: tiny.en (embedded), base, a folder, or a faster-whisper name")
+    language: str = declare("", parse_text, "default language code (empty: detect)")
+    preset: str = declare("balanced", parse_preset, "speed/accuracy preset: fast, balanced or accurate")
+    word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")
+    export_dir: str = declare("", parse_text, "folder for automatic exports (empty: the data folder's transcripts/)")
+    export_formats: str = declare("txt,srt", parse_format_list, "formats written on automatic export")
+    auto_export: bool = declare(True, parse_boolean, "export each transcript when its job completes")
+    model_idle_unload_seconds: int = declare(300, whole_number(0, 7 * 86400), "unload a model unused for this long")
+    notifications: bool = declare(True, parse_boolean, "tray notification when a job finishes or fails")
+    close_to_tray: bool = declare(True, parse_boolean, "closing the window keeps the engine working in the tray")
+    webhook_timeout_seconds: int = declare(10, whole_number(1, 600), "seconds a webhook receiver has to answer")
+    webhook_first_retry_seconds: int = declare(
+        30, whole_number(1, 86400), "wait before a failed webhook delivery's first retry (doubles each time, up to an hour)"
+    )
+    webhook_retry_hours: int = declare(24, whole_number(1, 30 * 24), "give up a failing webhook delivery after this many hours")
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> "Settings":
         """Build from the raw stored strings; a damaged stored value falls back to its default."""
         values = {}
-        for setting in _DECLARED:
+        for setting in DECLARED.values():
             raw = stored.get(setting.key)
             try:
                 values[setting.key] = setting.parse(raw) if raw is not None else setting.default()
@@ -135,14 +126,25 @@ class Settings:
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return {item.name: getattr(self, item.name) for item in fields(self)}
 
     @property
     def export_format_list(self) -> list[str]:
         return [name for name in self.export_formats.split(",") if name]
 
 
-def parse_setting(key: str, text: str) -> Any:
+def _declared() -> dict[str, Setting]:
+    declared = {}
+    for item in fields(Settings):
+        default = item.default_factory if item.default is MISSING else (lambda value=item.default: value)
+        declared[item.name] = Setting(item.name, item.metadata["parse"], item.metadata["description"], default)
+    return declared
+
+
+DECLARED: dict[str, Setting] = _declared()
+
+
+def parse_setting(key: str, value: str) -> Any:
     """Validate one value for storage.
 
     Raises:
@@ -152,9 +154,9 @@ def parse_setting(key: str, text: str) -> Any:
     if setting is None:
         raise ConfigError(f"Unknown setting {key!r}. Known settings: {', '.join(DECLARED)}")
     try:
-        return setting.parse(text)
+        return setting.parse(value)
     except ValueError as error:
-        raise ConfigError(f"Invalid value {text!r} for {key}: {error}") from None
+        raise ConfigError(f"Invalid value {value!r} for {key}: {error}") from None
 
 
 def format_value(value: Any) -> str:

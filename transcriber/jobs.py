@@ -90,6 +90,20 @@ class PartStatus(str, Enum):
     DONE = "done"
 
 
+class RunOutcome(str, Enum):
+    """How one attempt at one part ended; stored as its value in the run record."""
+
+    COMPLETED = "completed"  # the job's last part ended and the job completed
+    PART_DONE = "part-done"  # this part reached its end; other parts are still being decoded
+    STOPPED = "stopped"  # paused, cancelled, removed or shut down: the part waits again at its cursor
+    FAILED = "failed"  # the job failed (its message is on the job)
+    STORE_ERROR = "store-error"  # the store could not be written; the part is put back once it can
+    INTERRUPTED = "interrupted"  # the process died; closed at the next start-up
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Part:
     """A stretch [start, end) of a job's audio decoded as one stream; ``processed_seconds`` is its cursor."""
@@ -100,6 +114,21 @@ class Part:
     end: float
     processed_seconds: float
     status: PartStatus
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One attempt at one part of a job, as recorded: where it started, how far it got, how it ended."""
+
+    part: int
+    attempt: int
+    pid: int
+    started_at: float
+    ended_at: float | None
+    start_seconds: float
+    end_seconds: float
+    processing_seconds: float
+    outcome: RunOutcome | None
 
 
 @dataclass(frozen=True)

@@ -88,16 +88,16 @@ def run_self_test(
     # Heavy imports (faster-whisper, ctranslate2) stay inside the engine's lazy paths; these are light.
     from .engine.core import Engine
     from .engine.models import ModelPool
-    from .store import JobStore
+    from .store import Store
 
     base = SelfTestResult(sample=Path(sample), model=model, expected=tuple(expected), required=required)
     # ignore_cleanup_errors: on Windows a file a library still holds open must not turn a pass into a crash.
     with tempfile.TemporaryDirectory(prefix="transcriber-self-test-", ignore_cleanup_errors=True) as folder:
         root = Path(folder)
-        store = JobStore.open(root / "transcriber.db")
+        store = Store.open(root / "transcriber.db")
         models = ModelPool(root / "cache", workers=1, idle_seconds=3600)
         try:
-            store.set_setting("auto_export", "false")
+            store.settings.set("auto_export", "false")
             engine = Engine(store, models, default_export_dir=root / "transcripts")
 
             started = time.monotonic()
@@ -109,8 +109,8 @@ def run_self_test(
             started = time.monotonic()
             engine.run_until_idle()
             transcribe_seconds = time.monotonic() - started
-            job = store.require_job(job.id)
-            text = " ".join(segment.text.strip() for segment in store.segments(job.id)).strip()
+            job = store.jobs.require_job(job.id)
+            text = " ".join(segment.text.strip() for segment in store.transcripts.segments(job.id)).strip()
             heard = words_in(text)
             result = replace(
                 base,

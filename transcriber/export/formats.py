@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Callable
 
 from ..jobs import Segment, Transcript
+from ..timefmt import iso_utc
 
 
 def _clock(seconds: float, decimal: str) -> str:
@@ -31,20 +31,21 @@ def render_txt(transcript: Transcript) -> str:
     return "".join(segment.text.strip() + "\n" for segment in _spoken(transcript))
 
 
+def _timing(segment: Segment, decimal: str) -> str:
+    """``start --> end`` of a cue (never zero-length: players drop those)."""
+    end = max(segment.end, segment.start + 0.001)
+    return f"{_clock(segment.start, decimal)} --> {_clock(end, decimal)}"
+
+
 def render_srt(transcript: Transcript) -> str:
-    blocks = []
-    for number, segment in enumerate(_spoken(transcript), start=1):
-        end = max(segment.end, segment.start + 0.001)
-        blocks.append(f"{number}\n{_clock(segment.start, ',')} --> {_clock(end, ',')}\n{_cue_text(segment)}\n")
-    return "\n".join(blocks)
+    return "\n".join(
+        f"{number}\n{_timing(segment, ',')}\n{_cue_text(segment)}\n"
+        for number, segment in enumerate(_spoken(transcript), start=1)
+    )
 
 
 def render_vtt(transcript: Transcript) -> str:
-    blocks = ["WEBVTT\n"]
-    for segment in _spoken(transcript):
-        end = max(segment.end, segment.start + 0.001)
-        blocks.append(f"{_clock(segment.start, '.')} --> {_clock(end, '.')}\n{_cue_text(segment)}\n")
-    return "\n".join(blocks)
+    return "\n".join(["WEBVTT\n"] + [f"{_timing(segment, '.')}\n{_cue_text(segment)}\n" for segment in _spoken(transcript)])
 
 
 def render_tsv(transcript: Transcript) -> str:
@@ -54,12 +55,6 @@ def render_tsv(transcript: Transcript) -> str:
         text = " ".join(segment.text.split())
         lines.append(f"{int(round(segment.start * 1000))}\t{int(round(segment.end * 1000))}\t{text}")
     return "\n".join(lines) + "\n"
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def render_json(transcript: Transcript) -> str:
@@ -75,8 +70,8 @@ def render_json(transcript: Transcript) -> str:
         "duration_seconds": round(job.duration_seconds, 3),
         "processing_seconds": round(job.processing_seconds, 3),
         "content_sha256": job.content_hash,
-        "created_at": _iso(job.created_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso_utc(job.created_at),
+        "finished_at": iso_utc(job.finished_at),
         "error": job.error,
         "warning": job.warning,
         "text": transcript.text,
@@ -92,6 +87,19 @@ FORMATS: dict[str, Callable[[Transcript], str]] = {
     "json": render_json,
     "tsv": render_tsv,
 }
+
+
+def parse_formats(text: str, *, allow_empty: bool = False) -> list[str]:
+    """``"txt, SRT,txt"`` -> ``["txt", "srt"]``: known formats, in order, once each.
+
+    Raises:
+        ValueError: an unknown format, or none at all unless ``allow_empty``.
+    """
+    names = [name.strip().lower() for name in str(text).split(",") if name.strip()]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not (names or allow_empty):
+        raise ValueError(f"unknown format {', '.join(unknown) or repr(text)}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(names))
 
 
 def render(fmt: str, transcript: Transcript) -> str:

@@ -1,8 +1,8 @@
-"""Composition root of the window: QApplication, the data folder's App, the engine's runner, the window and the tray.
+"""The window's wiring: QApplication, the data folder's App (built by ``app.open_app``), the window and the tray.
 
 Start-up order matters for a quick launch: the single-instance check first (a second
 launch hands over its files and exits), then the window is shown, and only then does the
-engine start dispatching (models load on the workers, when a job needs one).
+data folder start being served (models load on the workers, when a job needs one).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from typing import Sequence
 from PySide6.QtCore import QObject, QSettings, QTimer, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from ..app import App, login_user, open_app
-from ..engine.qt import attach_qt_listener
+from ..app import App, Serving, login_user, open_app
 from ..errors import EngineBusy, TranscriberError
 from ..jobs import Job, JobStatus
 from ..paths import resolve_paths
-from .engine_host import EngineHost
+from .engine_signals import EngineSignals
 from .error_dialog import ExceptionHandler
 from .icons import app_icon
 from .main_window import MainWindow
@@ -53,18 +52,17 @@ class TranscriberGui(QObject):
     def __init__(self, data_dir: str | os.PathLike | None = None, *, user: str | None = None, verbose: bool = False,
                  poll_ms: int = 1000, refresh_ms: int = 1000, stop_timeout_ms: int = 30000):
         super().__init__()
-        self.app: App = open_app(data_dir, verbose=verbose)
+        self.signals = EngineSignals(self)
+        self.app: App = open_app(data_dir, listener=self.signals.listener, verbose=verbose)
         self.user = user or login_user()
         self.stop_timeout_ms = stop_timeout_ms
-        self.listener = attach_qt_listener(self.app.engine, self)
         self.tasks = TaskRunner(cleanup=self.app.store.close, parent=self)
-        self.host = EngineHost(self.app.engine, poll_ms=poll_ms, parent=self)
+        self.serving = Serving(self.app, poll_seconds=poll_ms / 1000)
         self.exceptions = ExceptionHandler(self.app.paths.log_file)
         self.ui_state = QSettings(str(self.app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
 
-        self.window = MainWindow(self.app, self.tasks, self.listener, user=self.user, refresh_ms=refresh_ms)
         self.tray = Tray(self)
-        self.window.tray_available = lambda: self.tray.visible
+        self.window = MainWindow(self.app, self.tasks, self.signals, user=self.user, refresh_ms=refresh_ms, tray=self.tray)
         self.window.quit_requested.connect(self.quit)
         self.window.hidden_to_tray.connect(self._on_hidden_to_tray)
         self.window.summary_changed.connect(self.tray.set_summary)
@@ -73,7 +71,7 @@ class TranscriberGui(QObject):
         self.tray.resume_all_requested.connect(self.window.resume_all)
         self.tray.quit_requested.connect(self.quit)
         self.tray.transcript_requested.connect(self.open_transcript)
-        self.listener.job_finished.connect(self._on_job_finished)
+        self.signals.job_finished.connect(self._on_job_finished)
 
         self.server = InstanceServer(server_name(self.app.paths.data_dir), self)
         self.server.files_received.connect(self.receive_files)
@@ -81,7 +79,6 @@ class TranscriberGui(QObject):
         self._lock_timer.setInterval(LOCK_RETRY_MS)
         self._lock_timer.timeout.connect(self._start_engine)
         self.recovered: list[Job] = []
-        self.host.started.connect(self._on_engine_started)
         self._shut_down = False
 
     # --------------------------------------------------------------- start
@@ -104,21 +101,21 @@ class TranscriberGui(QObject):
 
     @Slot()
     def _start_engine(self) -> None:
-        if self._shut_down or self.host.running:
+        if self._shut_down or self.serving.running:
             return
         try:
-            self.app.lock.acquire()
+            recovered = self.serving.start()
         except EngineBusy as error:
             self.window.set_engine_note(f"{error} This window shows the queue; the jobs run there. "
                                         "It takes over when that process ends.")
             self._lock_timer.start()
             return
+        except TranscriberError as error:  # the store cannot be written: say so, try again later
+            self.window.set_engine_note(str(error))
+            self._lock_timer.start()
+            return
         self._lock_timer.stop()
         self.window.set_engine_note(None)
-        self.host.start()
-
-    @Slot(object)
-    def _on_engine_started(self, recovered: list[Job]) -> None:
         self.recovered = list(recovered)
         if recovered:
             names = ", ".join(job.file_name for job in recovered[:3]) + ("…" if len(recovered) > 3 else "")
@@ -127,7 +124,7 @@ class TranscriberGui(QObject):
 
     @property
     def engine_running(self) -> bool:
-        return self.host.running
+        return self.serving.running
 
     # ------------------------------------------------------------- windows
 
@@ -183,7 +180,7 @@ class TranscriberGui(QObject):
         self.window.close_views()
         self.window.hide()
         self.tray.hide()
-        stopped = self.host.stop(self.stop_timeout_ms)
+        stopped = self.serving.stop(self.stop_timeout_ms / 1000)
         self.tasks.close(5000)
         self.window.close()
         # Delete the widgets while QApplication exists, not in Python's garbage collection at exit.

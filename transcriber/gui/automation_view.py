@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..app import App, login_user
-from ..automation.records import DEFAULT_EVENTS, EVENTS
-from ..automation.watch import parse_after
-from ..automation.webhooks import WebhookDispatcher, check_url, new_secret, parse_events
 from ..errors import TranscriberError
+from ..records import DEFAULT_EVENTS, EVENTS
+from ..services.watch import parse_after
+from ..services.webhooks import WebhookDispatcher, check_url, new_secret, parse_events
 from .icons import app_icon
 from .tasks import TaskRunner
 
@@ -153,7 +153,7 @@ class WatchDialog(_CheckedDialog):
         self._lay_out(form)
 
     def values(self) -> dict:
-        """Keyword arguments for ``JobStore.add_watch_folder`` (without ``user``). Raises: TranscriberError."""
+        """Keyword arguments for ``store.automation.add_watch_folder`` (without ``user``). Raises: TranscriberError."""
         from ..config import parse_setting
 
         folder = Path(self.folder.text().strip()).expanduser()
@@ -221,7 +221,7 @@ class AutomationWindow(QWidget):
     def reload(self) -> None:
         store = self.app.store
         self.tasks.run(
-            lambda: (store.webhooks(), store.delivery_log(limit=500), store.watch_folders(), store.watch_files()), self._show
+            lambda: (store.automation.webhooks(), store.automation.delivery_log(limit=500), store.automation.watch_folders(), store.automation.watch_files()), self._show
         )
 
     def _show(self, loaded) -> None:
@@ -265,11 +265,11 @@ class AutomationWindow(QWidget):
 
     def add_webhook(self, url: str, secret: str, events, include: str = "text") -> None:
         store = self.app.store
-        self.tasks.run(lambda: store.add_webhook(url, secret, events, include), self._done(f"Added {url}."), self._failed)
+        self.tasks.run(lambda: store.automation.add_webhook(url, secret, events, include), self._done(f"Added {url}."), self._failed)
 
     def remove_webhook(self, webhook_id: int) -> None:
         store = self.app.store
-        self.tasks.run(lambda: store.remove_webhook(webhook_id), self._done(f"Removed webhook {webhook_id}."), self._failed)
+        self.tasks.run(lambda: store.automation.remove_webhook(webhook_id), self._done(f"Removed webhook {webhook_id}."), self._failed)
 
     def send_test(self, webhook_id: int) -> None:
         store = self.app.store
@@ -285,11 +285,11 @@ class AutomationWindow(QWidget):
     def add_watch_folder(self, **values) -> None:
         store = self.app.store
         values.setdefault("user", login_user())
-        self.tasks.run(lambda: store.add_watch_folder(**values), self._done(f"Watching {values['path']}."), self._failed)
+        self.tasks.run(lambda: store.automation.add_watch_folder(**values), self._done(f"Watching {values['path']}."), self._failed)
 
     def remove_watch_folder(self, folder_id: int) -> None:
         store = self.app.store
-        self.tasks.run(lambda: store.remove_watch_folder(folder_id), self._done(f"Stopped watching folder {folder_id}."),
+        self.tasks.run(lambda: store.automation.remove_watch_folder(folder_id), self._done(f"Stopped watching folder {folder_id}."),
                        self._failed)
 
     @Slot()

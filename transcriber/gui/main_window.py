@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
@@ -28,7 +27,7 @@ from ..app import App
 from ..audio.decode import MEDIA_EXTENSIONS
 from ..config import Settings
 from ..engine.core import IntakeResult
-from ..engine.qt import QtListener
+from .engine_signals import EngineSignals
 from ..errors import TranscriberError
 from ..jobs import Job, JobStatus, Segment
 from .delegates import ProgressDelegate
@@ -37,6 +36,7 @@ from .icons import app_icon, themed
 from .notices import NoticePanel
 from .queue_model import COLUMN, JOB_ROLE, JobTableModel, QueueSummary, summarise
 from .tasks import TaskRunner
+from .tray import Tray
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ class MainWindow(QMainWindow):
     Args:
         app: the opened data folder (store, engine, paths).
         tasks: runs blocking engine calls off the GUI thread.
-        listener: the engine's signals.
+        signals: the engine's signals.
         user: owner of the jobs this window adds.
         refresh_ms: how often the table is refreshed from the store while open.
+        tray: the tray icon, if any: closing the window hides it to the tray when the tray is shown.
     """
 
     summary_changed = Signal(object)  # QueueSummary
@@ -77,15 +78,16 @@ class MainWindow(QMainWindow):
     hidden_to_tray = Signal()
     files_added = Signal(object)  # list[IntakeResult]
 
-    def __init__(self, app: App, tasks: TaskRunner, listener: QtListener, *, user: str, refresh_ms: int = 1000, parent=None):
+    def __init__(self, app: App, tasks: TaskRunner, signals: EngineSignals, *, user: str, refresh_ms: int = 1000,
+                 tray: Tray | None = None, parent=None):
         super().__init__(parent)
         self.app = app
         self.tasks = tasks
-        self.listener = listener
+        self.signals = signals
         self.user = user
-        self.tray_available: Callable[[], bool] = lambda: False
+        self._tray = tray
         self.ui_state = QSettings(str(app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
-        self.settings: Settings = app.store.settings()
+        self.settings: Settings = app.store.settings.read()
         self.summary = summarise([])
         self._automation = None
         self._quitting = False
@@ -143,9 +145,9 @@ class MainWindow(QMainWindow):
         self._show_summary(self.summary)
         self.offer_recordings()
 
-        listener.job_changed.connect(self._on_job_changed)
-        listener.segments_added.connect(self._on_segments_added)
-        listener.engine_error.connect(self._on_engine_error)
+        signals.job_changed.connect(self._on_job_changed)
+        signals.segments_added.connect(self._on_segments_added)
+        signals.engine_error.connect(self._on_engine_error)
 
         self._timer = QTimer(self)
         self._timer.setInterval(refresh_ms)
@@ -422,10 +424,10 @@ class MainWindow(QMainWindow):
 
         window = self._transcripts.get(job_id)
         if window is None:
-            job = next((job for job in self.model.jobs() if job.id == job_id), None) or self.app.store.get_job(job_id)
+            job = next((job for job in self.model.jobs() if job.id == job_id), None) or self.app.store.jobs.get_job(job_id)
             if job is None:
                 return None
-            window = TranscriptWindow(job, self.app, self.tasks, self.listener)
+            window = TranscriptWindow(job, self.app, self.tasks, self.signals)
             window.closed.connect(lambda job_id=job_id: self._transcripts.pop(job_id, None))
             self._transcripts[job_id] = window
         window.show()
@@ -484,7 +486,7 @@ class MainWindow(QMainWindow):
 
         dialog = SettingsDialog(self.app.store, self)
         if dialog.exec():
-            self.settings = self.app.store.settings()
+            self.settings = self.app.store.settings.read()
             self.settings_changed.emit(self.settings)
 
     @Slot()
@@ -554,7 +556,7 @@ class MainWindow(QMainWindow):
 
         def work():
             taken_at = time.time()
-            return engine.with_estimates(store.list_jobs()), store.settings(), taken_at
+            return engine.with_estimates(store.jobs.list_jobs()), store.settings.read(), taken_at
 
         def done(outcome):
             self._refreshing = False
@@ -619,7 +621,7 @@ class MainWindow(QMainWindow):
         if self._quitting:
             event.accept()
             return
-        if self.settings.close_to_tray and self.tray_available():
+        if self.settings.close_to_tray and self._tray is not None and self._tray.visible:
             event.ignore()
             self.hide()
             self.hidden_to_tray.emit()

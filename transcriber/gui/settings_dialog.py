@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ..config import DECLARED, PRESETS, format_value, parse_setting
 from ..errors import ConfigError
 from ..export import FORMATS
-from ..store import JobStore
+from ..store import Store
 
 _GROUPS = (
     ("Transcription", ("model", "language", "preset", "word_timestamps")),
@@ -60,11 +60,11 @@ _LANGUAGES = ("", "en", "de", "fr", "es", "it", "pt", "nl", "ja", "zh", "ru", "k
 class SettingsDialog(QDialog):
     """Edit settings; OK stores every changed value or shows why one is invalid."""
 
-    def __init__(self, store: JobStore, parent: QWidget | None = None):
+    def __init__(self, store: Store, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._store = store
-        self._stored = {key: format_value(value) for key, value in store.settings().as_dict().items()}
+        self._stored = {key: format_value(value) for key, value in store.settings.read().as_dict().items()}
         self._editors: dict[str, QWidget] = {}
         self._errors: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
@@ -216,7 +216,7 @@ class SettingsDialog(QDialog):
             return False
         for key, text in changes.items():
             try:
-                self._store.set_setting(key, text)
+                self._store.settings.set(key, text)
             except ConfigError as error:  # the store is the judge; show its word
                 self._errors[key].setText(str(error))
                 self._errors[key].show()

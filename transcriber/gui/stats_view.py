@@ -8,7 +8,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..app import App
-from ..cli import stats_document
+from ..reports.stats import stats_document
 from .icons import app_icon
 from .tasks import TaskRunner
 
@@ -93,7 +93,7 @@ class StatsWindow(QWidget):
 
     def reload(self) -> None:
         app = self.app
-        self.tasks.run(lambda: stats_document(app), self.show_document)
+        self.tasks.run(lambda: stats_document(app.store.stats), self.show_document)
 
     def show_document(self, document: dict) -> None:
         self.document = document

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from ..app import App
 from ..audio.decode import format_clock
-from ..engine.qt import QtListener
+from .engine_signals import EngineSignals
 from ..errors import TranscriberError
 from ..export import render
 from ..jobs import Job, JobStatus, Segment, Transcript
@@ -150,7 +150,7 @@ class TranscriptWindow(QWidget):
 
     closed = Signal()
 
-    def __init__(self, job: Job, app: App, tasks: TaskRunner, listener: QtListener, parent=None):
+    def __init__(self, job: Job, app: App, tasks: TaskRunner, signals: EngineSignals, parent=None):
         super().__init__(parent, Qt.WindowType.Window)
         self.job = job
         self.app = app
@@ -227,8 +227,8 @@ class TranscriptWindow(QWidget):
         QShortcut(QKeySequence.StandardKey.FindPrevious, self, self.find_previous)
         QShortcut(QKeySequence("Ctrl+Space"), self, self.toggle_play)
 
-        listener.segments_added.connect(self._on_segments_added)
-        listener.job_changed.connect(self._on_job_changed)
+        signals.segments_added.connect(self._on_segments_added)
+        signals.job_changed.connect(self._on_job_changed)
         self._show_job(job)
         self.reload()
 
@@ -236,7 +236,7 @@ class TranscriptWindow(QWidget):
 
     def reload(self) -> None:
         store, job_id = self.app.store, self.job.id
-        self.tasks.run(lambda: store.segments(job_id), self.model.merge, self._on_error)
+        self.tasks.run(lambda: store.transcripts.segments(job_id), self.model.merge, self._on_error)
 
     @Slot(object, object)
     def _on_segments_added(self, job: Job, segments: list[Segment]) -> None:
@@ -381,7 +381,7 @@ class TranscriptWindow(QWidget):
     def _save_text(self, index: int, text: str) -> None:
         store, job_id = self.app.store, self.job.id
         self.tasks.run(
-            lambda: store.update_segment_text(job_id, index, text),
+            lambda: store.transcripts.update_segment_text(job_id, index, text),
             lambda _: self.status.setText(f"Saved segment {index + 1}."),
             self._on_error,
         )
@@ -393,7 +393,7 @@ class TranscriptWindow(QWidget):
 
     @Slot()
     def export(self) -> None:
-        settings = self.app.store.settings()
+        settings = self.app.store.settings.read()
         choice = ExportDialog.ask(self, self.app.engine.export_dir(), settings.export_format_list or ["txt"])
         if choice is not None:
             self.export_to(*choice)

@@ -1,9 +1,8 @@
-"""The store's half for automation: webhook endpoints, the delivery outbox and log, watch folders.
+"""Automation's storage: webhook endpoints, the delivery outbox and its log, watch folders and the files seen in them.
 
-A mixin of ``JobStore`` (it uses its database, models and per-thread connections), kept in
-its own module so job storage and automation storage can change independently. Events are
-put in the outbox by ``_queue_event``, called inside the transaction that changes the
-job's status, so an event is recorded if and only if the change is.
+Events are put in the outbox by ``queue_event``, which the jobs and work parts call inside
+the transaction that changes a job's status, so an event is recorded if and only if the
+change is.
 """
 
 from __future__ import annotations
@@ -16,23 +15,23 @@ from typing import Iterable, Sequence
 import peewee
 from peewee import fn
 
-from ..automation.records import (
+from ..errors import AutomationError
+from ..jobs import JobOptions
+from ..records import (
     TEST_EVENT,
     Delivery,
     DeliveryAttempt,
     DeliveryState,
-    JobFacts,
     WatchFile,
+    WatchFileState,
     WatchFolder,
     WebhookEndpoint,
 )
-from ..errors import AutomationError
-from ..jobs import ACTIVE_STATUSES, Job, JobOptions, JobStatus
-from .errors import _translating
+from .db import StorePart, translating
 
 
-class AutomationStore:
-    """Webhooks, deliveries, watch folders and the figures analytics need (mixed into JobStore)."""
+class AutomationPart(StorePart):
+    """Webhooks, deliveries and watch folders."""
 
     # ------------------------------------------------------------- webhooks
 
@@ -47,18 +46,18 @@ class AutomationStore:
             created_at=row.created_at,
         )
 
-    @_translating
+    @translating
     def add_webhook(self, url: str, secret: str, events: Sequence[str], include: str = "text") -> WebhookEndpoint:
         row = self.m.Webhook.create(
             url=url, secret=secret, events=",".join(events), include=include, enabled=1, created_at=time.time()
         )
         return self._to_endpoint(row)
 
-    @_translating
+    @translating
     def webhooks(self) -> list[WebhookEndpoint]:
         return [self._to_endpoint(row) for row in self.m.Webhook.select().order_by(self.m.Webhook.id)]
 
-    @_translating
+    @translating
     def get_webhook(self, webhook_id: int) -> WebhookEndpoint:
         """Raises: AutomationError: there is no such endpoint."""
         row = self.m.Webhook.get_or_none(self.m.Webhook.id == webhook_id)
@@ -66,7 +65,7 @@ class AutomationStore:
             raise AutomationError(f"There is no webhook {webhook_id}.")
         return self._to_endpoint(row)
 
-    @_translating
+    @translating
     def remove_webhook(self, webhook_id: int) -> None:
         """Delete an endpoint with its outbox and log. Raises: AutomationError: no such endpoint."""
         with self.db.atomic():
@@ -104,7 +103,7 @@ class AutomationStore:
             "finished_at": row.finished_at,
         }
 
-    def _queue_event(self, event: str, job_id: int, *, held: bool = False) -> int:
+    def queue_event(self, event: str, job_id: int, *, held: bool = False) -> int:
         """Put ``event`` in the outbox for every enabled endpoint that wants it (call inside a transaction).
 
         Args:
@@ -129,7 +128,7 @@ class AutomationStore:
                     event=event,
                     job_id=job_id,
                     snapshot=json.dumps(snapshot),
-                    state=DeliveryState.PENDING,
+                    state=DeliveryState.PENDING.value,
                     next_attempt_at=None if held else now,
                     created_at=now,
                 )
@@ -138,23 +137,23 @@ class AutomationStore:
         ).execute()
         return len(endpoints)
 
-    @_translating
+    @translating
     def release_deliveries(self, job_id: int) -> None:
         """Make a job's held deliveries due now (its exports are written)."""
         Delivery_ = self.m.Delivery
         Delivery_.update(next_attempt_at=time.time()).where(
             (Delivery_.job_id == job_id)
-            & (Delivery_.state == DeliveryState.PENDING)
+            & (Delivery_.state == DeliveryState.PENDING.value)
             & Delivery_.next_attempt_at.is_null()
             & (Delivery_.event != TEST_EVENT)
         ).execute()
 
-    @_translating
+    @translating
     def release_held_deliveries(self, except_jobs: Iterable[int] = ()) -> int:
         """Release deliveries a dead process held (it stopped between a completion and its export)."""
         Delivery_ = self.m.Delivery
         condition = (
-            (Delivery_.state == DeliveryState.PENDING)
+            (Delivery_.state == DeliveryState.PENDING.value)
             & Delivery_.next_attempt_at.is_null()
             & (Delivery_.event != TEST_EVENT)
         )
@@ -163,7 +162,7 @@ class AutomationStore:
             condition &= Delivery_.job_id.not_in(skip)
         return Delivery_.update(next_attempt_at=time.time()).where(condition).execute()
 
-    @_translating
+    @translating
     def queue_test_delivery(self, webhook_id: int, snapshot: dict) -> Delivery:
         """A held ``webhook.test`` delivery for one endpoint; the caller sends it at once."""
         self.get_webhook(webhook_id)
@@ -172,7 +171,7 @@ class AutomationStore:
             event=TEST_EVENT,
             job_id=None,
             snapshot=json.dumps(snapshot),
-            state=DeliveryState.PENDING,
+            state=DeliveryState.PENDING.value,
             next_attempt_at=None,
             created_at=time.time(),
         )
@@ -199,7 +198,7 @@ class AutomationStore:
                 job_id=row.job_id,
                 snapshot=row.snapshot,
                 body=row.body,
-                state=row.state,
+                state=DeliveryState(row.state),
                 attempts=row.attempts,
                 next_attempt_at=row.next_attempt_at,
                 created_at=row.created_at,
@@ -209,47 +208,47 @@ class AutomationStore:
             for row in query.objects()
         ]
 
-    @_translating
+    @translating
     def get_delivery(self, delivery_id: int) -> Delivery:
         found = self._deliveries(self.m.Delivery.id == delivery_id)
         if not found:
             raise AutomationError(f"There is no delivery {delivery_id}.")
         return found[0]
 
-    @_translating
+    @translating
     def deliveries(self, job_id: int | None = None) -> list[Delivery]:
         Delivery_ = self.m.Delivery
         return self._deliveries(Delivery_.job_id == job_id if job_id is not None else Delivery_.id > 0)
 
-    @_translating
+    @translating
     def due_deliveries(self, now: float, limit: int = 20) -> list[Delivery]:
         """Pending deliveries whose next attempt is due, oldest due first."""
         Delivery_ = self.m.Delivery
         return self._deliveries(
-            (Delivery_.state == DeliveryState.PENDING)
+            (Delivery_.state == DeliveryState.PENDING.value)
             & Delivery_.next_attempt_at.is_null(False)
             & (Delivery_.next_attempt_at <= now),
             (Delivery_.next_attempt_at, Delivery_.id),
             limit,
         )
 
-    @_translating
+    @translating
     def next_delivery_due(self) -> float | None:
         """When the earliest pending (released) delivery is due, or None if none is."""
         Delivery_ = self.m.Delivery
         return (
             Delivery_.select(fn.MIN(Delivery_.next_attempt_at))
-            .where((Delivery_.state == DeliveryState.PENDING) & Delivery_.next_attempt_at.is_null(False))
+            .where((Delivery_.state == DeliveryState.PENDING.value) & Delivery_.next_attempt_at.is_null(False))
             .scalar()
         )
 
-    @_translating
+    @translating
     def freeze_body(self, delivery_id: int, body: str) -> None:
         """Keep the body sent at the first attempt, so every retry sends the same bytes."""
         Delivery_ = self.m.Delivery
         Delivery_.update(body=body).where((Delivery_.id == delivery_id) & Delivery_.body.is_null()).execute()
 
-    @_translating
+    @translating
     def record_attempt(
         self,
         delivery_id: int,
@@ -284,14 +283,14 @@ class AutomationStore:
             state = {"delivered": DeliveryState.DELIVERED, "failed": DeliveryState.FAILED}.get(outcome, DeliveryState.PENDING)
             Delivery_.update(
                 attempts=number,
-                state=state,
+                state=state.value,
                 next_attempt_at=next_attempt_at if state == DeliveryState.PENDING else None,
                 finished_at=None if state == DeliveryState.PENDING else time.time(),
                 last_error=error or (f"HTTP {status_code}" if status_code and outcome != "delivered" else None),
             ).where(Delivery_.id == delivery_id).execute()
         return number
 
-    @_translating
+    @translating
     def delivery_log(self, limit: int | None = None, webhook_id: int | None = None) -> list[DeliveryAttempt]:
         """Every attempt, newest last (``limit``: only the newest that many)."""
         Delivery_, Attempt, Webhook = self.m.Delivery, self.m.DeliveryAttempt, self.m.Webhook
@@ -341,7 +340,7 @@ class AutomationStore:
             created_at=row.created_at,
         )
 
-    @_translating
+    @translating
     def add_watch_folder(
         self,
         path: str,
@@ -371,11 +370,11 @@ class AutomationStore:
             raise AutomationError(f"{path} is already a watch folder.") from None
         return self._to_watch_folder(row)
 
-    @_translating
+    @translating
     def watch_folders(self) -> list[WatchFolder]:
         return [self._to_watch_folder(row) for row in self.m.WatchFolder.select().order_by(self.m.WatchFolder.id)]
 
-    @_translating
+    @translating
     def remove_watch_folder(self, folder_id: int) -> None:
         """Stop watching a folder (its files and jobs stay). Raises: AutomationError: no such folder."""
         with self.db.atomic():
@@ -390,70 +389,39 @@ class AutomationStore:
             size_bytes=row.size_bytes,
             mtime=row.mtime,
             changed_at=row.changed_at,
-            state=row.state,
+            state=WatchFileState(row.state),
             job_id=row.job_id,
             message=row.message,
         )
 
-    @_translating
-    def watch_files(self, folder_id: int | None = None, states: Sequence[str] | None = None) -> list[WatchFile]:
+    @translating
+    def watch_files(self, folder_id: int | None = None, states: Sequence[WatchFileState] | None = None) -> list[WatchFile]:
         File_ = self.m.WatchFile
         query = File_.select().order_by(File_.id)
         if folder_id is not None:
             query = query.where(File_.folder == folder_id)
         if states is not None:
-            query = query.where(File_.state.in_(list(states)))
+            query = query.where(File_.state.in_([WatchFileState(state).value for state in states]))
         return [self._to_watch_file(row) for row in query]
 
-    @_translating
-    def note_watch_file(self, folder_id: int, path: str, size_bytes: int, mtime: float, seen_at: float, state: str) -> WatchFile:
+    @translating
+    def note_watch_file(
+        self, folder_id: int, path: str, size_bytes: int, mtime: float, seen_at: float, state: WatchFileState
+    ) -> WatchFile:
         """Record a file seen for the first time in a watch folder."""
         row = self.m.WatchFile.create(
-            folder=folder_id, path=path, size_bytes=size_bytes, mtime=mtime, changed_at=seen_at, state=state
+            folder=folder_id, path=path, size_bytes=size_bytes, mtime=mtime, changed_at=seen_at, state=WatchFileState(state).value
         )
         return self._to_watch_file(row)
 
-    @_translating
+    @translating
     def update_watch_file(self, file_id: int, **values) -> None:
         """Change a seen file's size, mtime, changed_at, state, job_id or message."""
         File_ = self.m.WatchFile
+        if "state" in values:
+            values["state"] = WatchFileState(values["state"]).value
         File_.update(**values).where(File_.id == file_id).execute()
 
-    @_translating
+    @translating
     def forget_watch_file(self, file_id: int) -> None:
         self.m.WatchFile.delete().where(self.m.WatchFile.id == file_id).execute()
-
-    @_translating
-    def find_duplicate(self, content_hash: str, options: JobOptions) -> Job | None:
-        """A job of the same content with the same options that completed or is still to run, if any."""
-        Job_ = self.m.Job
-        statuses = [JobStatus.COMPLETED.value] + [status.value for status in ACTIVE_STATUSES]
-        for job in self._select_jobs((Job_.content_hash == content_hash) & Job_.status.in_(statuses)):
-            if job.options == options:
-                return job
-        return None
-
-    # ------------------------------------------------------------ analytics
-
-    @_translating
-    def job_facts(self) -> list[JobFacts]:
-        """The figures of every completed or failed job, for analytics."""
-        Job_ = self.m.Job
-        query = (
-            Job_.select(
-                Job_.id,
-                Job_.model,
-                Job_.status,
-                Job_.size_bytes,
-                Job_.duration_seconds,
-                Job_.processing_seconds,
-                Job_.created_at,
-                Job_.started_at,
-                Job_.finished_at,
-                Job_.failure_cause,
-            )
-            .where(Job_.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]) & Job_.finished_at.is_null(False))
-            .order_by(Job_.finished_at, Job_.id)
-            .tuples()
-        )
-        return [JobFacts(*row) for row in query]

@@ -1,35 +1,23 @@
-"""The command line's ``webhooks`` and ``watch`` commands and ``stats --csv``.
+"""The ``webhooks`` and ``watch`` commands.
 
-``cli.py`` registers these; they live here to keep automation in one place. Command
-names, options and JSON fields are a contract others script against: add, never rename.
+Command names, options and JSON fields are a contract others script against: add, never rename.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from datetime import datetime
 from pathlib import Path
 
 from ..errors import AutomationError
-from . import analytics
-from .records import DEFAULT_EVENTS
-from .watch import parse_after
-from .webhooks import INCLUDES, WebhookDispatcher, check_url, new_secret, parse_events
-
-EXIT_OK, EXIT_FAILED = 0, 1
-STATS_TABLES = ("daily", "failures", "sizes", "models")
-
-
-def _iso_local(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+from ..export import parse_formats
+from ..records import DEFAULT_EVENTS
+from ..services.watch import parse_after
+from ..services.webhooks import INCLUDES, WebhookDispatcher, check_url, new_secret, parse_events
+from ..timefmt import iso_local
+from .common import EXIT_FAILED, EXIT_OK, user_of
 
 
 def add_parsers(commands) -> None:
-    """Add ``webhooks`` and ``watch`` to the command line's subparsers."""
     webhooks = commands.add_parser("webhooks", help="POST job events to URLs (add, list, remove, test, log)")
     actions = webhooks.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add an endpoint")
@@ -91,7 +79,7 @@ def attempt_record(attempt) -> dict:
         "status_code": attempt.status_code,
         "error": attempt.error,
         "outcome": attempt.outcome,
-        "time": _iso_local(attempt.attempted_at),
+        "time": iso_local(attempt.attempted_at),
         "duration_seconds": round(attempt.duration_seconds, 3),
     }
 
@@ -99,7 +87,7 @@ def attempt_record(attempt) -> dict:
 def _attempt_line(attempt) -> str:
     result = str(attempt.status_code) if attempt.status_code is not None else f"error: {attempt.error}"
     job = str(attempt.job_id) if attempt.job_id is not None else "-"
-    return (f"{_iso_local(attempt.attempted_at)}  {attempt.endpoint_id:>3}  {attempt.event:<14} {job:>5}  "
+    return (f"{iso_local(attempt.attempted_at)}  {attempt.endpoint_id:>3}  {attempt.event:<14} {job:>5}  "
             f"{result:<10} {attempt.outcome:<9} {attempt.url}")
 
 
@@ -109,13 +97,13 @@ def cmd_webhooks(app, args) -> int:
         url = check_url(args.url)
         events = parse_events(args.events)
         secret = args.secret or new_secret()
-        endpoint = store.add_webhook(url, secret, events, args.include)
+        endpoint = store.automation.add_webhook(url, secret, events, args.include)
         print(f"{endpoint.id}\t{endpoint.url}\t{','.join(endpoint.events)}\t{endpoint.include}")
         if not args.secret:
             print(f"secret: {secret}")
         return EXIT_OK
     if args.action == "list":
-        endpoints = store.webhooks()
+        endpoints = store.automation.webhooks()
         if args.json:
             print(json.dumps([endpoint_record(endpoint) for endpoint in endpoints], indent=2))
         elif not endpoints:
@@ -124,14 +112,14 @@ def cmd_webhooks(app, args) -> int:
             print(f"{endpoint.id}\t{endpoint.url}\t{','.join(endpoint.events)}\t{endpoint.include}")
         return EXIT_OK
     if args.action == "remove":
-        store.remove_webhook(args.webhook_id)
+        store.automation.remove_webhook(args.webhook_id)
         print(f"{args.webhook_id}\tremoved")
         return EXIT_OK
     if args.action == "test":
         attempt = WebhookDispatcher(store).send_test(args.webhook_id)
         print(_attempt_line(attempt))
         return EXIT_OK if attempt.outcome == "delivered" else EXIT_FAILED
-    attempts = store.delivery_log(limit=args.limit)
+    attempts = store.automation.delivery_log(limit=args.limit)
     if args.json:
         print(json.dumps([attempt_record(attempt) for attempt in attempts], indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -156,9 +144,6 @@ def folder_record(folder) -> dict:
 
 
 def cmd_watch(app, args) -> int:
-    from ..app import login_user
-    from ..cli import _formats
-
     store = app.store
     if args.action == "add":
         folder = Path(args.folder).expanduser().absolute()
@@ -166,12 +151,12 @@ def cmd_watch(app, args) -> int:
             raise AutomationError(f"{folder} is not a folder.")
         after, move_to = parse_after(args.after)
         try:
-            formats = _formats(args.formats) if args.formats else []
-        except argparse.ArgumentTypeError as error:
+            formats = parse_formats(args.formats) if args.formats else []
+        except ValueError as error:
             raise AutomationError(str(error)) from None
-        added = store.add_watch_folder(
+        added = store.automation.add_watch_folder(
             str(folder),
-            user=args.user or login_user(),
+            user=user_of(args),
             model=args.model,
             language=args.language,
             output_dir=str(Path(args.output).expanduser().absolute()) if args.output else None,
@@ -182,7 +167,7 @@ def cmd_watch(app, args) -> int:
         print(f"{added.id}\t{added.path}\t{added.after_text}")
         return EXIT_OK
     if args.action == "list":
-        folders = store.watch_folders()
+        folders = store.automation.watch_folders()
         if args.json:
             print(json.dumps([folder_record(folder) for folder in folders], indent=2))
             return EXIT_OK
@@ -195,7 +180,7 @@ def cmd_watch(app, args) -> int:
             print(f"{folder.id}\t{folder.path}\t{folder.user}\t{'; '.join(part for part in rule if part)}")
         return EXIT_OK
     if args.action == "files":
-        seen = store.watch_files(args.folder_id)
+        seen = store.automation.watch_files(args.folder_id)
         if args.json:
             print(json.dumps([{"folder_id": item.folder_id, "path": item.path, "state": item.state, "job_id": item.job_id,
                                "message": item.message} for item in seen], indent=2, ensure_ascii=False))
@@ -206,22 +191,9 @@ def cmd_watch(app, args) -> int:
             job = str(item.job_id) if item.job_id is not None else "-"
             print(f"{item.folder_id}\t{item.state}\t{job}\t{item.path}" + (f"\t({item.message})" if item.message else ""))
         return EXIT_OK
-    store.remove_watch_folder(args.folder_id)
+    store.automation.remove_watch_folder(args.folder_id)
     print(f"{args.folder_id}\tremoved")
     return EXIT_OK
 
 
-def stats_csv(store, table: str) -> str:
-    """``transcriber stats --csv``: one table as CSV (daily, failures, sizes or models)."""
-    if table == "daily":
-        return analytics.to_csv(analytics.daily_stats(store.job_facts()), analytics.DAILY_COLUMNS)
-    if table == "failures":
-        return analytics.to_csv(analytics.failure_counts(store.job_facts()), analytics.FAILURE_COLUMNS)
-    if table == "sizes":
-        return analytics.to_csv(store.size_bucket_stats(), ["low_mb", "high_mb", "jobs", "mean_processing_minutes"])
-    return analytics.to_csv(store.model_stats(), ["model", "jobs_completed", "audio_hours", "mean_processing_minutes", "speed"])
-
-
-def write_stats_csv(store, table: str) -> int:
-    sys.stdout.write(stats_csv(store, table))
-    return EXIT_OK
+COMMANDS = {"webhooks": cmd_webhooks, "watch": cmd_watch}

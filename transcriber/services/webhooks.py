@@ -24,13 +24,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .. import __version__
+from ..background import BackgroundService
 from ..errors import AutomationError, StoreError
-from .records import EVENTS, Delivery, DeliveryAttempt
+from ..records import EVENTS, Delivery, DeliveryAttempt
+from ..timefmt import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -118,32 +119,26 @@ class RetryPolicy:
         return due if due - created_at <= self.give_up_after else None
 
 
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
-
-
 def build_body(delivery: Delivery, store) -> str:
     """The JSON body of a delivery: the job's snapshot, plus its transcript or links to its exports.
 
     Built at the first attempt (a completed job's exports exist by then) and frozen.
     """
     snapshot = json.loads(delivery.snapshot)
-    body = {"event": delivery.event, "delivery_id": delivery.id, "occurred_at": _iso(delivery.created_at)}
+    body = {"event": delivery.event, "delivery_id": delivery.id, "occurred_at": iso_utc(delivery.created_at)}
     body.update({key: value for key, value in snapshot.items() if key not in ("created_at", "started_at", "finished_at")})
     for key in ("created_at", "started_at", "finished_at"):
         if key in snapshot:
-            body[key] = _iso(snapshot[key])
+            body[key] = iso_utc(snapshot[key])
     if delivery.event == "job.completed" and delivery.job_id is not None:
-        job = store.get_job(delivery.job_id)
+        job = store.jobs.get_job(delivery.job_id)
         if job is not None:
             body["processing_seconds"] = round(job.processing_seconds, 3)
             body["language"] = job.language
             if delivery.include == "files":
                 body["files"] = [Path(path).resolve().as_uri() for path in job.exported_paths]
             else:
-                body["transcript"] = " ".join(s.text.strip() for s in store.segments(job.id) if s.text.strip())
+                body["transcript"] = " ".join(s.text.strip() for s in store.transcripts.segments(job.id) if s.text.strip())
     return json.dumps(body, ensure_ascii=False, sort_keys=True)
 
 
@@ -180,7 +175,7 @@ def classify(result: PostResult) -> str:
     return "failed"
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(BackgroundService):
     """Sends due deliveries from the store's outbox; ``start`` runs it on a thread of its own.
 
     Args:
@@ -200,20 +195,18 @@ class WebhookDispatcher:
         poll_seconds: float = 1.0,
         poster: Callable[[str, bytes, dict, float], PostResult] = post,
     ):
+        super().__init__()
         self.store = store
         self.policy = policy
         self.timeout = timeout
-        self.poll_seconds = poll_seconds
+        self.interval = poll_seconds
         self.poster = poster
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --------------------------------------------------------- synchronous
 
     def deliver_due(self, now: float | None = None, stop: threading.Event | None = None) -> int:
         """Attempt every delivery due at ``now`` once (until ``stop`` is set); returns how many were attempted."""
-        due = self.store.due_deliveries(now if now is not None else time.time())
+        due = self.store.automation.due_deliveries(now if now is not None else time.time())
         for delivery in due:
             if stop is not None and stop.is_set():
                 break
@@ -225,8 +218,8 @@ class WebhookDispatcher:
         body = delivery.body
         if body is None:
             body = build_body(delivery, self.store)
-            self.store.freeze_body(delivery.id, body)
-            body = self.store.get_delivery(delivery.id).body or body
+            self.store.automation.freeze_body(delivery.id, body)
+            body = self.store.automation.get_delivery(delivery.id).body or body
         raw = body.encode("utf-8")
         timestamp = str(int(time.time()))
         headers = {
@@ -237,7 +230,7 @@ class WebhookDispatcher:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(delivery.secret, timestamp, raw),
         }
-        settings = self.store.settings()
+        settings = self.store.settings.read()
         policy = self.policy or RetryPolicy.from_settings(settings)
         attempted_at = time.time()
         result = self.poster(delivery.url, raw, headers, self.timeout or settings.webhook_timeout_seconds)
@@ -255,7 +248,7 @@ class WebhookDispatcher:
             delivery.attempts + 1,
             result.status_code or result.error,
         )
-        number = self.store.record_attempt(
+        number = self.store.automation.record_attempt(
             delivery.id,
             attempted_at=attempted_at,
             duration_seconds=result.duration_seconds,
@@ -297,50 +290,32 @@ class WebhookDispatcher:
             "started_at": None,
             "finished_at": None,
         }
-        delivery = self.store.queue_test_delivery(webhook_id, snapshot)
+        delivery = self.store.automation.queue_test_delivery(webhook_id, snapshot)
         return self.attempt(delivery, retry=False)
 
     def is_idle(self, within: float = 60.0) -> bool:
         """True when no delivery is due within ``within`` seconds (what ``run --until-idle`` waits for)."""
-        due = self.store.next_delivery_due()
+        due = self.store.automation.next_delivery_due()
         return due is None or due > time.time() + within
 
     # ------------------------------------------------------------- thread
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        # A fresh event per thread: a thread still finishing its last request after
-        # stop() keeps seeing its own event set and ends.
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="webhooks", daemon=True)
-        self._thread.start()
+    name = "webhooks"
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def step(self) -> bool:
+        try:
+            return self.deliver_due(stop=self._stop) > 0
+        except StoreError as error:
+            log.warning("webhook deliveries paused: %s", error)
+            return False
+
+    def stop(self, timeout: float | None = 2.0) -> bool:
         """Stop after the request in flight, waiting for it at most ``timeout`` seconds.
 
         Quitting never waits for a slow receiver: an attempt still in flight then is not
         logged and is made again by the next process (delivery is at least once).
         """
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        return super().stop(timeout)
 
-    def _loop(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    attempted = self.deliver_due(stop=stop)
-                except StoreError as error:
-                    log.warning("webhook deliveries paused: %s", error)
-                    attempted = 0
-                except Exception:  # a bug must not end deliveries for the session
-                    log.exception("webhook dispatcher failed")
-                    attempted = 0
-                if not attempted:
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
-        finally:
-            self.store.close()  # this thread's connection
+    def cleanup(self) -> None:
+        self.store.close()  # this thread's connection

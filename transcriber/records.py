@@ -1,24 +1,28 @@
-"""The dataclasses the store hands out for webhooks, deliveries, watch folders and analytics.
+"""The automation's records: webhook endpoints, deliveries and their attempts, watch folders, analytics facts.
 
-Kept free of imports beyond the standard library, so the store can use them without
-pulling in the services that act on them.
+Plain dataclasses and str Enums, like ``jobs``: the store hands them out, the services act
+on them, and nothing here imports either.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 EVENTS = ("job.started", "job.completed", "job.failed")
 TEST_EVENT = "webhook.test"
 DEFAULT_EVENTS = ("job.completed", "job.failed")
 
 
-class DeliveryState:
-    """Where a delivery in the outbox stands (stored as text)."""
+class DeliveryState(str, Enum):
+    """Where a delivery in the outbox stands (stored as its value)."""
 
     PENDING = "pending"  # waiting for its next attempt (or held until its job's export is written)
     DELIVERED = "delivered"  # a 2xx answer
     FAILED = "failed"  # a 4xx answer, or retries ran out
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Delivery:
     job_id: int | None
     snapshot: str  # JSON of the job's fields when the event happened
     body: str | None
-    state: str
+    state: DeliveryState
     attempts: int
     next_attempt_at: float | None  # None: held (not yet released)
     created_at: float
@@ -97,7 +101,9 @@ class WatchFolder:
         return f"move:{self.move_to}" if self.after == "move" else "keep"
 
 
-class WatchFileState:
+class WatchFileState(str, Enum):
+    """What became of a file seen in a watch folder (stored as its value)."""
+
     SETTLING = "settling"  # seen, maybe still growing
     WAITING = "waiting"  # stable, but a limit said not now (retried at each scan)
     QUEUED = "queued"  # its job is in the queue
@@ -105,6 +111,9 @@ class WatchFileState:
     FAILED = "failed"  # its job failed or was cancelled
     DUPLICATE = "duplicate"  # the same content was already transcribed with the same settings
     REFUSED = "refused"  # intake refused it (not media, too large, ...)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ class WatchFile:
     size_bytes: int
     mtime: float
     changed_at: float  # when size or mtime were last seen to change
-    state: str
+    state: WatchFileState
     job_id: int | None = None
     message: str | None = None
 

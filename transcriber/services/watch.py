@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..background import BackgroundService
 from ..engine import intake
+from ..limits import queue_full
 from ..errors import AutomationError, IntakeRefused, StoreError, TranscriberError
 from ..jobs import JobStatus
-from .records import WatchFile, WatchFileState, WatchFolder
+from ..records import WatchFile, WatchFileState, WatchFolder
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,8 @@ class ScanReport:
     finished: list[str] = field(default_factory=list)
 
 
-class WatchService:
-    """Scans the watch folders of an engine's data folder; ``start`` runs scans on a thread.
+class WatchService(BackgroundService):
+    """Scans the watch folders of an engine's data folder; ``start`` runs scans on a thread of its own.
 
     Args:
         engine: the Engine whose store holds the folders and whose intake queues files.
@@ -81,12 +83,11 @@ class WatchService:
     """
 
     def __init__(self, engine, *, settle_seconds: float = 5.0, interval: float = 2.0):
+        super().__init__()
         self.engine = engine
         self.store = engine.store
         self.settle_seconds = settle_seconds
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._scans = 0  # completed since start()
 
@@ -97,7 +98,7 @@ class WatchService:
         now = time.time() if now is None else now
         report = ScanReport()
         with self._lock:
-            folders = {folder.id: folder for folder in self.store.watch_folders()}
+            folders = {folder.id: folder for folder in self.store.automation.watch_folders()}
             self._follow_up(folders, report)
             for folder in folders.values():
                 self._scan_folder(folder, now, report)
@@ -106,16 +107,16 @@ class WatchService:
 
     def is_idle(self) -> bool:
         """True once a scan ran and no file is settling, waiting for room or waiting for its rule to apply."""
-        if not self.store.watch_folders():
+        if not self.store.automation.watch_folders():
             return True
         busy = [WatchFileState.SETTLING, WatchFileState.WAITING, WatchFileState.QUEUED]
-        return self._scans > 0 and not self.store.watch_files(states=busy)
+        return self._scans > 0 and not self.store.automation.watch_files(states=busy)
 
     def _scan_folder(self, folder: WatchFolder, now: float, report: ScanReport) -> None:
         root = Path(folder.path)
         if not root.is_dir():
             return
-        known = {item.path: item for item in self.store.watch_files(folder.id)}
+        known = {item.path: item for item in self.store.automation.watch_files(folder.id)}
         present = set()
         for path, refusal in intake.expand([root]):
             if refusal is not None:
@@ -131,11 +132,11 @@ class WatchService:
             present.add(path)
             seen = known.get(path)
             if seen is None:
-                self.store.note_watch_file(folder.id, path, stat.st_size, stat.st_mtime, now, WatchFileState.SETTLING)
+                self.store.automation.note_watch_file(folder.id, path, stat.st_size, stat.st_mtime, now, WatchFileState.SETTLING)
                 continue
             if seen.size_bytes != stat.st_size or seen.mtime != stat.st_mtime:
                 # Still growing, or a new version of a file handled before: settle again.
-                self.store.update_watch_file(
+                self.store.automation.update_watch_file(
                     seen.id, size_bytes=stat.st_size, mtime=stat.st_mtime, changed_at=now,
                     state=WatchFileState.SETTLING if seen.state != WatchFileState.QUEUED else seen.state,
                 )
@@ -144,28 +145,30 @@ class WatchService:
                 self._take(folder, seen, report)
         for path, seen in known.items():
             if path not in present and seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING):
-                self.store.forget_watch_file(seen.id)  # gone before it was taken (a renamed temporary file)
+                self.store.automation.forget_watch_file(seen.id)  # gone before it was taken (a renamed temporary file)
 
     def _take(self, folder: WatchFolder, seen: WatchFile, report: ScanReport) -> None:
         """Queue a settled file by the folder's rule, or say why not."""
-        limit = self.engine.limits.max_queued_per_user
-        if self.store.count_queued(folder.user) >= limit:
+        settings = self.engine.read_settings()
+        full = queue_full(
+            user=folder.user, queued_for_user=self.store.jobs.count_queued(folder.user), max_queued=settings.max_queued_per_user
+        )
+        if full:
             # Checked before hashing: files waiting for room are looked at every scan.
             if seen.state != WatchFileState.WAITING:
-                message = f"waiting: user {folder.user!r} has {limit} queued jobs (max_queued_per_user)"
-                self.store.update_watch_file(seen.id, state=WatchFileState.WAITING, message=message)
+                self.store.automation.update_watch_file(seen.id, state=WatchFileState.WAITING, message=f"waiting for room: {full}")
             report.waiting.append(seen.path)
             return
-        options = self.engine.default_options(model=folder.model, language=folder.language)
+        options = self.engine.default_options(model=folder.model, language=folder.language, settings=settings)
         try:
             digest = intake.content_hash(seen.path)
         except OSError as error:
-            self.store.update_watch_file(seen.id, state=WatchFileState.REFUSED, message=str(error))
+            self.store.automation.update_watch_file(seen.id, state=WatchFileState.REFUSED, message=str(error))
             report.refused.append(seen.path)
             return
-        duplicate = self.store.find_duplicate(digest, options)
+        duplicate = self.store.jobs.find_duplicate(digest, options)
         if duplicate is not None:
-            self.store.update_watch_file(
+            self.store.automation.update_watch_file(
                 seen.id,
                 state=WatchFileState.DUPLICATE,
                 job_id=duplicate.id,
@@ -178,37 +181,37 @@ class WatchService:
             job = self.engine.add_file(seen.path, user=folder.user, options=options)
         except IntakeRefused as refusal:
             if refusal.reason in ("queue_limit", "store"):
-                self.store.update_watch_file(seen.id, state=WatchFileState.WAITING, message=str(refusal))
+                self.store.automation.update_watch_file(seen.id, state=WatchFileState.WAITING, message=str(refusal))
                 report.waiting.append(seen.path)
             else:
-                self.store.update_watch_file(seen.id, state=WatchFileState.REFUSED, message=str(refusal))
+                self.store.automation.update_watch_file(seen.id, state=WatchFileState.REFUSED, message=str(refusal))
                 report.refused.append(seen.path)
             return
-        self.store.update_watch_file(seen.id, state=WatchFileState.QUEUED, job_id=job.id, message=None)
+        self.store.automation.update_watch_file(seen.id, state=WatchFileState.QUEUED, job_id=job.id, message=None)
         report.queued.append(seen.path)
         log.info("watch folder %s: queued job %d for %s", folder.path, job.id, seen.path)
 
     def _follow_up(self, folders: dict[int, WatchFolder], report: ScanReport) -> None:
         """Apply the rule to files whose jobs finished: export, keep or move the source."""
-        for seen in self.store.watch_files(states=[WatchFileState.QUEUED]):
+        for seen in self.store.automation.watch_files(states=[WatchFileState.QUEUED]):
             folder = folders.get(seen.folder_id)
-            job = self.store.get_job(seen.job_id) if seen.job_id is not None else None
+            job = self.store.jobs.get_job(seen.job_id) if seen.job_id is not None else None
             if folder is None:
                 continue
             if job is None:
-                self.store.update_watch_file(seen.id, state=WatchFileState.FAILED, message="its job was removed")
+                self.store.automation.update_watch_file(seen.id, state=WatchFileState.FAILED, message="its job was removed")
                 continue
             if job.status is JobStatus.COMPLETED:
                 self._finish(folder, seen, job)
                 report.finished.append(seen.path)
             elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-                self.store.update_watch_file(seen.id, state=WatchFileState.FAILED, message=job.error or job.status.value)
+                self.store.automation.update_watch_file(seen.id, state=WatchFileState.FAILED, message=job.error or job.status.value)
                 report.finished.append(seen.path)
 
     def _finish(self, folder: WatchFolder, seen: WatchFile, job) -> None:
         notes = []
         if folder.output_dir:
-            formats = list(folder.formats) or self.engine.settings.export_format_list or ["txt"]
+            formats = list(folder.formats) or self.engine.read_settings().export_format_list or ["txt"]
             try:
                 self.engine.export(job.id, formats, Path(folder.output_dir), overwrite=False)
             except TranscriberError as error:
@@ -228,35 +231,24 @@ class WatchService:
                 notes.append(f"could not move it to {folder.move_to}: {error.strerror or error}")
         if path != seen.path:
             notes.append(f"moved to {path}")
-        self.store.update_watch_file(
+        self.store.automation.update_watch_file(
             seen.id, state=WatchFileState.DONE, size_bytes=size, mtime=mtime, message="; ".join(notes) or None
         )
 
     # -------------------------------------------------------------- thread
 
+    name = "watch-folders"
+
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()  # a fresh one per thread (see WebhookDispatcher.start)
         self._scans = 0
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="watch-folders", daemon=True)
-        self._thread.start()
+        super().start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self, stop: threading.Event) -> None:
+    def step(self) -> bool:
         try:
-            while not stop.is_set():
-                try:
-                    self.scan()
-                except StoreError as error:
-                    log.warning("watch folders not scanned: %s", error)
-                except Exception:  # a bug must not end watching for the session
-                    log.exception("watch folder scan failed")
-                stop.wait(self.interval)
-        finally:
-            self.store.close()
+            self.scan()
+        except StoreError as error:
+            log.warning("watch folders not scanned: %s", error)
+        return False
+
+    def cleanup(self) -> None:
+        self.store.close()  # this thread's connection

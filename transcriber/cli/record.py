@@ -1,22 +1,18 @@
 """``transcriber record``: record from a microphone into the data folder, then queue or transcribe it.
 
-Kept apart from cli.py, which only registers the command: recording has its own options,
-loop and recovery. Option names are a contract like the rest of the command line.
+Option names are a contract like the rest of the command line.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import time
 from pathlib import Path
 
-from .audio import recorder
-from .audio.decode import format_clock
-from .export import render
-from .jobs import JobStatus
-
-EXIT_OK, EXIT_FAILED = 0, 1
+from ..audio import recorder
+from ..audio.decode import format_clock
+from ..export import render
+from ..jobs import JobStatus
+from .common import EXIT_FAILED, EXIT_OK, Progress, interruptible, user_of, wait_for
 
 # How long to wait for the device's first block before saying it is silent (it is not fatal:
 # some devices start slowly, and the recording goes on).
@@ -25,7 +21,7 @@ FIRST_AUDIO_WAIT_SECONDS = 10.0
 STALL_WARNING_SECONDS = 5.0
 
 
-def add_parser(commands) -> None:
+def add_parsers(commands) -> None:
     record = commands.add_parser(
         "record",
         help="record from a microphone (Ctrl+C stops), then queue or transcribe the recording",
@@ -71,31 +67,28 @@ def cmd_record(app, args) -> int:
         app.models.resolve(app.engine.default_options(model=args.model, language=args.language).model)
     rec = recorder.Recorder(app.paths.recordings_dir, device=args.device)
     path = rec.start()  # a RecordingError (no device, PortAudio missing, ...) is printed by main
-    stop_asked = []
-    previous = {sig: signal.signal(sig, lambda *_: stop_asked.append(True)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if not rec.wait_for_audio(FIRST_AUDIO_WAIT_SECONDS) and rec.active:
-            print(f"warning: no sound has come from {rec.device.name!r} yet; still recording.", file=sys.stderr)
-        # Scripts and tests wait for this line before making the sound they want recorded.
-        print(f"recording to {path} from {rec.device.name!r} at {rec.rate} Hz; Ctrl+C stops", file=sys.stderr, flush=True)
-        tty = sys.stderr.isatty()
-        stalled = False
-        while rec.active and not stop_asked:
-            if args.seconds is not None and rec.seconds >= args.seconds:
-                break
-            if (rec.seconds_without_audio() > STALL_WARNING_SECONDS) != stalled:
-                stalled = not stalled
-                print(f"\nwarning: no sound from {rec.device.name!r} for {STALL_WARNING_SECONDS:g} s; still recording."
-                      if stalled else "\nsound is arriving again.", file=sys.stderr, flush=True)
-            if tty:
-                level = min(20, int(rec.take_level() * 20))
-                sys.stderr.write(f"\r{format_clock(rec.seconds)} [{'#' * level:<20}] ")
-                sys.stderr.flush()
-            time.sleep(0.1)
-    finally:
-        result = rec.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interruptible() as stop_asked:
+        try:
+            if not rec.wait_for_audio(FIRST_AUDIO_WAIT_SECONDS) and rec.active:
+                print(f"warning: no sound has come from {rec.device.name!r} yet; still recording.", file=sys.stderr)
+            # Scripts and tests wait for this line before making the sound they want recorded.
+            print(f"recording to {path} from {rec.device.name!r} at {rec.rate} Hz; Ctrl+C stops", file=sys.stderr, flush=True)
+            tty = sys.stderr.isatty()
+            stalled = False
+            while rec.active and not stop_asked.is_set():
+                if args.seconds is not None and rec.seconds >= args.seconds:
+                    break
+                if (rec.seconds_without_audio() > STALL_WARNING_SECONDS) != stalled:
+                    stalled = not stalled
+                    print(f"\nwarning: no sound from {rec.device.name!r} for {STALL_WARNING_SECONDS:g} s; still recording."
+                          if stalled else "\nsound is arriving again.", file=sys.stderr, flush=True)
+                if tty:
+                    level = min(20, int(rec.take_level() * 20))
+                    sys.stderr.write(f"\r{format_clock(rec.seconds)} [{'#' * level:<20}] ")
+                    sys.stderr.flush()
+                stop_asked.wait(0.1)
+        finally:
+            result = rec.stop()
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     status = EXIT_OK
@@ -112,8 +105,6 @@ def cmd_record(app, args) -> int:
 
 def _hand_over(app, args, paths: list[Path]) -> int:
     """Make recordings jobs (the user's, through the normal intake) or, with --no-queue, just name them."""
-    from .cli import _Progress, _user, _wait_for
-
     if args.no_queue:
         for path in paths:
             recorder.forget(path)
@@ -122,7 +113,7 @@ def _hand_over(app, args, paths: list[Path]) -> int:
     options = app.engine.default_options(model=args.model, language=args.language)
     if args.transcribe:
         app.models.resolve(options.model)
-    results = app.engine.add([str(path) for path in paths], user=_user(args), options=options)
+    results = app.engine.add([str(path) for path in paths], user=user_of(args), options=options)
     status = EXIT_OK
     for result in results:
         if result.job:
@@ -135,10 +126,15 @@ def _hand_over(app, args, paths: list[Path]) -> int:
     job_ids = [result.job.id for result in results if result.job]
     if not args.transcribe or not job_ids:
         return status
-    for job in _wait_for(app, job_ids, _Progress()):
+    with interruptible() as stop:
+        jobs = wait_for(app, job_ids, Progress(), stop)
+    for job in jobs:
         if job.status is JobStatus.COMPLETED:
             sys.stdout.write(render("txt", app.engine.transcript(job.id)))
         else:
             print(f"failed: {job.file_name}: {job.error or job.status.value}", file=sys.stderr)
             status = EXIT_FAILED
     return status
+
+
+COMMANDS = {"record": cmd_record}

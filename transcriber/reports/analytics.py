@@ -1,11 +1,11 @@
 """Processing analytics from the store: per day and model, failures by cause, and CSV export.
 
-Pure functions over ``JobFacts`` (what ``JobStore.job_facts`` returns), so the figures can
+Pure functions over ``JobFacts`` (what ``store.stats.job_facts`` returns), so the figures can
 be checked exactly in a test. A job counts on the day it finished, in the given time zone
 (local time by default).
 
 Speeds are audio seconds per processing second of one decode stream, the same measure
-``JobStore.model_speeds`` feeds the time estimates with (they use each model's 20 most
+``store.stats.model_speeds`` feeds the time estimates with (they use each model's 20 most
 recent completed jobs); these tables show how that figure moves from day to day.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, tzinfo
 from typing import Iterable, Sequence
 
-from .records import JobFacts
+from ..records import JobFacts
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Reports: statistics documents, tables and CSV built from the store's figures (used by the command line and the window)."""

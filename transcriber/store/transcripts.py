@@ -1,0 +1,38 @@
+"""The transcripts: each job's segments, handed out in time order, and corrections to their text."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import JobStateError
+from ..jobs import Segment, Word
+from .db import StorePart, translating
+
+
+class TranscriptsPart(StorePart):
+    """Segments of jobs."""
+
+    @translating
+    def segments(self, job_id: int) -> list[Segment]:
+        Segment_ = self.m.Segment
+        rows = Segment_.select().where(Segment_.job == job_id).order_by(Segment_.start_seconds, Segment_.idx)
+        return [
+            Segment(
+                index=row.idx,
+                start=row.start_seconds,
+                end=row.end_seconds,
+                text=row.text,
+                words=tuple(Word(*item) for item in json.loads(row.words)) if row.words else (),
+            )
+            for row in rows
+        ]
+
+    @translating
+    def update_segment_text(self, job_id: int, index: int, text: str) -> None:
+        Segment_ = self.m.Segment
+        changed = (
+            Segment_.update(text=text).where((Segment_.job == job_id) & (Segment_.idx == index)).execute()
+        )
+        if not changed:
+            raise JobStateError(f"Job {job_id} has no segment {index}.")
+
