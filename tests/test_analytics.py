@@ -143,7 +143,7 @@ def test_the_engine_records_why_a_job_failed(make_engine, model_cache, speak, tm
 def test_a_version_1_database_gains_the_automation_tables_and_keeps_its_jobs(data_dir):
     from peewee import SqliteDatabase
 
-    from transcriber.store.migrations import MIGRATIONS, schema_version
+    from transcriber.store.migrations import LATEST_VERSION, MIGRATIONS, schema_version
 
     path = data_dir / "old.db"
     old = SqliteDatabase(str(path))
@@ -159,7 +159,7 @@ def test_a_version_1_database_gains_the_automation_tables_and_keeps_its_jobs(dat
     old.close()
     store = Store.open(path)
     try:
-        assert schema_version(store.db) == 2
+        assert schema_version(store.db) == LATEST_VERSION
         (job,) = store.jobs.list_jobs()
         assert job.source_path == "/old.wav" and job.status.value == "completed"
         rows = analytics.daily_stats(store.stats.job_facts(), timezone.utc)

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transcriber"
 # Layer of each top-level module or subpackage of transcriber/ (higher may import lower).
 LAYERS = {
     "__init__": 0,
-    "errors": 1, "jobs": 1, "records": 1, "timefmt": 1, "filelock": 1, "background": 1,
+    "errors": 1, "jobs": 1, "records": 1, "timefmt": 1, "display": 1, "filelock": 1, "background": 1,
     "audio": 2, "export": 2, "reports": 2,
     "config": 3, "paths": 3,
     "limits": 4,

@@ -24,7 +24,7 @@ from .engine.core import Engine
 from .engine.listener import EngineListener
 from .engine.models import ModelPool
 from .engine.runner import EngineRunner
-from .errors import EngineBusy
+from .errors import EngineBusy, StoreError, TranscriberError
 from .filelock import try_lock
 from .jobs import Job
 from .paths import Paths, resolve_paths
@@ -33,6 +33,9 @@ from .services.webhooks import WebhookDispatcher
 from .store import Store
 
 log = logging.getLogger("transcriber")
+
+# How long ``serve`` waits for a store that cannot be written before it gives up.
+STORE_GIVE_UP_SECONDS = 60.0
 
 
 def login_user() -> str:
@@ -43,13 +46,28 @@ def login_user() -> str:
         return os.environ.get("USER") or os.environ.get("USERNAME") or "user"
 
 
+class _PrivateLogFile(logging.handlers.RotatingFileHandler):
+    """The log, readable by its owner only (it names every file and job)."""
+
+    def _open(self):
+        descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(descriptor, self.mode, encoding=self.encoding, errors="backslashreplace")
+
+
 def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
-    """Log to a rotating file in the data folder (and to stderr when verbose)."""
+    """Log to a rotating file in the data folder (and to stderr when verbose).
+
+    A data folder that cannot be written (read-only) gets no log file; the commands that
+    only read still work.
+    """
     root = logging.getLogger()
     if any(getattr(handler, "_transcriber", False) for handler in root.handlers):
         return
     root.setLevel(logging.INFO)
-    handler = logging.handlers.RotatingFileHandler(paths.log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    try:
+        handler: logging.Handler = _PrivateLogFile(paths.log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
     handler._transcriber = True  # type: ignore[attr-defined]
     root.addHandler(handler)
@@ -79,7 +97,16 @@ class EngineLock:
             EngineBusy: another process holds it.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        try:
+            # Never through a symbolic link: as root that would truncate whatever it points to.
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as error:
+            if os.path.islink(self.path):
+                raise TranscriberError(
+                    f"{self.path} is a symbolic link; transcriber does not follow it. Remove it and start again."
+                ) from None
+            raise TranscriberError(f"The engine lock {self.path} cannot be opened: {error.strerror or error}.") from None
+        handle = open(descriptor, "a+")
         if not try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
@@ -176,6 +203,10 @@ class Serving:
         except Exception:
             self.app.lock.release()
             raise
+        try:
+            self.app.store.back_up()  # the copy a damaged database's message points to
+        except StoreError as error:
+            log.warning("%s", error)
         self.runner.start()
         for service in self.app.services:
             service.start()
@@ -218,6 +249,8 @@ def serve(
 
     Raises:
         EngineBusy: another process serves this data folder.
+        StoreError: the store could not be written for ``STORE_GIVE_UP_SECONDS`` (a full disk, a
+            lock held elsewhere): a command line fails loudly instead of waiting forever.
     """
     serving = Serving(app, poll_seconds=tick_seconds)
     recovered = serving.start()
@@ -232,6 +265,11 @@ def serve(
             if (until is not None and until()) or (until_idle and serving.is_idle()):
                 done = True
                 break
+            if app.engine.store_failing_for() > STORE_GIVE_UP_SECONDS:
+                raise StoreError(
+                    f"{app.engine.store_error} This has lasted more than {STORE_GIVE_UP_SECONDS:.0f} s, so transcriber "
+                    "stops here; unfinished jobs continue from their last segment the next time it runs."
+                )
             stop.wait(tick_seconds)
     finally:
         serving.stop()

@@ -65,7 +65,8 @@ class Segment:
     """One finished piece of transcript.
 
     ``index`` identifies it within its job (0, 1, 2... in the order segments were
-    committed); parts of a long job are decoded in parallel, so order by ``start`` to read.
+    committed). Parts of a long job are decoded in parallel, so commit order is not time
+    order: readers get segments in ``time_order`` (the store and ``Transcript`` sort them).
     """
 
     index: int
@@ -82,6 +83,11 @@ class Segment:
                 for w in self.words
             ]
         return data
+
+
+def time_order(segment: Segment) -> tuple[float, float, int]:
+    """The reading order of segments: by start, then end, then commit order."""
+    return (segment.start, segment.end, segment.index)
 
 
 class PartStatus(str, Enum):
@@ -114,6 +120,15 @@ class Part:
     end: float
     processed_seconds: float
     status: PartStatus
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A file transcriber wrote for a job, as it was right after writing: whether anyone changed it since can be told."""
+
+    path: str
+    size: int
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,8 @@ class Job:
     started_at: float | None = None
     updated_at: float = 0.0
     finished_at: float | None = None
-    exported_paths: tuple[str, ...] = field(default_factory=tuple)
+    exported_paths: tuple[str, ...] = field(default_factory=tuple)  # the automatic exports
+    exports: tuple[ExportedFile, ...] = field(default_factory=tuple)  # every file written for the job
 
     @property
     def file_name(self) -> str:
@@ -188,10 +204,51 @@ class Job:
         return replace(self, eta_seconds=eta_seconds, estimated_completion=completion)
 
 
+class WaitingState(str, Enum):
+    """Where a file waiting for room in its user's queue stands; stored as its value."""
+
+    WAITING = "waiting"  # the user's queue is full; queued in order as room frees
+    QUEUED = "queued"  # it became a job (``job_id``)
+    REFUSED = "refused"  # it changed or vanished while it waited (``message``)
+    CANCELLED = "cancelled"  # the user took it back
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class WaitingFile:
+    """A file a person asked to transcribe while their queue was full, with what intake learned of it."""
+
+    id: int
+    user: str
+    source_path: str
+    size_bytes: int
+    mtime: float
+    content_hash: str
+    duration_seconds: float
+    declared_seconds: float | None
+    warning: str | None
+    options: JobOptions
+    state: WaitingState
+    job_id: int | None = None
+    message: str | None = None
+    created_at: float = 0.0
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.source_path).name
+
+
 @dataclass(frozen=True)
 class Transcript:
+    """A job and its segments, always in time order whatever order they were given in."""
+
     job: Job
     segments: tuple[Segment, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segments", tuple(sorted(self.segments, key=time_order)))
 
     @property
     def text(self) -> str:

@@ -49,10 +49,30 @@ class Paths:
     def model_cache(self) -> Path:
         return self.cache_dir / "models"
 
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+    @property
+    def writable(self) -> bool:
+        """Whether the data folder can be written (a read-only one still serves the reading commands)."""
+        return os.access(self.data_dir, os.W_OK)
+
     def ensure(self) -> "Paths":
-        """Create the folders that must exist before anything is written."""
-        for folder in (self.data_dir, self.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the folders that must exist before anything is written, private to this user.
+
+        The data folder holds every transcript and the webhook secrets: it is made 0700. A
+        folder that exists but cannot be written is left as it is (reading still works).
+        """
+        try:
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.writable:
+                info = self.data_dir.stat()
+                if os.name == "posix" and info.st_mode & 0o077 and info.st_uid == os.getuid():
+                    self.data_dir.chmod(0o700)
+                self.log_dir.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            pass  # a read-only or unreachable folder: opening the store says what is wrong
         return self
 
 

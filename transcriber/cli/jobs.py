@@ -9,25 +9,33 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 from .. import __version__
 from ..app import serve
 from ..audio.decode import format_clock
 from ..config import DECLARED, format_value
+from ..display import shown
 from ..errors import TranscriberError
-from ..export import render, write_atomic
-from ..jobs import Job, JobStatus
+from ..export import render
+from ..jobs import ACTIVE_STATUSES, Job, JobStatus
 from ..reports.stats import STATS_TABLES, stats_csv, stats_document
 from ..timefmt import iso_local
 from .common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     FORMAT_HELP,
+    MAX_ID,
     Progress,
+    bounded_int,
     format_list,
     interruptible,
+    job_id_argument,
+    report_stopped,
     user_of,
     wait_for,
 )
@@ -71,10 +79,14 @@ def add_parsers(commands) -> None:
     transcribe.add_argument("files", nargs="+", metavar="FILE")
     transcribe.add_argument("-o", "--output", metavar="DIR", default=".", help="folder for the transcripts (default: here)")
     transcribe.add_argument("--format", type=format_list, default=["txt"], metavar="FMT", help=FORMAT_HELP)
+    transcribe.add_argument("--overwrite", action="store_true",
+                            help="replace existing files of the same name (default: keep them; write 'name (2).txt')")
     job_options(transcribe)
 
     add = commands.add_parser("add", help="queue files or folders without waiting")
     add.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    add.add_argument("--wait-for-room", action="store_true",
+                     help="files past your queue limit wait and are queued in order as room frees (default: refused)")
     job_options(add)
 
     run = commands.add_parser("run", help="the headless engine: recover, then process the queue")
@@ -88,9 +100,10 @@ def add_parsers(commands) -> None:
     listing.add_argument("--json", action="store_true")
 
     export = commands.add_parser("export", help="write a job's transcript to a file")
-    export.add_argument("job_id", type=int, metavar="JOB_ID")
+    export.add_argument("job_id", type=job_id_argument, metavar="JOB_ID")
     export.add_argument("--format", type=format_list, default=["txt"], metavar="FMT")
     export.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: here); '-' prints it")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file (default: refuse, or a numbered name in a folder)")
 
     for name, text in (
         ("cancel", "cancel a job"),
@@ -100,13 +113,13 @@ def add_parsers(commands) -> None:
         ("remove", "delete a job and its transcript"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("job_id", type=int, metavar="JOB_ID")
+        command.add_argument("job_id", type=job_id_argument, metavar="JOB_ID")
 
     move = commands.add_parser("move", help="move a waiting job up or down its user's queue")
-    move.add_argument("job_id", type=int, metavar="JOB_ID")
+    move.add_argument("job_id", type=job_id_argument, metavar="JOB_ID")
     direction = move.add_mutually_exclusive_group(required=True)
-    direction.add_argument("--up", type=int, nargs="?", const=1, metavar="N")
-    direction.add_argument("--down", type=int, nargs="?", const=1, metavar="N")
+    direction.add_argument("--up", type=bounded_int(1, MAX_ID), nargs="?", const=1, metavar="N")
+    direction.add_argument("--down", type=bounded_int(1, MAX_ID), nargs="?", const=1, metavar="N")
 
     config = commands.add_parser("config", help="read or change settings")
     config.add_argument("action", choices=["get", "set", "list", "reset"])
@@ -128,55 +141,84 @@ def add_parsers(commands) -> None:
 def cmd_transcribe(app, args) -> int:
     options = app.engine.default_options(model=args.model, language=args.language)
     app.models.resolve(options.model)  # an unavailable model fails here, before anything is queued
-    results = app.engine.add(args.files, user=user_of(args), options=options)
+    # A batch asked for by a person waits for room instead of being refused, and a file that
+    # already has a job (an earlier run stopped by Ctrl+C, or finished) is not transcribed again.
+    results = app.engine.add(args.files, user=user_of(args), options=options, wait_for_room=True, reuse_existing=True)
     status = EXIT_OK
     for result in results:
         if result.refusal:
             print(f"refused: {result.refusal}", file=sys.stderr)
             status = EXIT_FAILED
-    job_ids = [result.job.id for result in results if result.job]
-    if not job_ids:
+        elif result.waiting:
+            print(f"waiting: {shown(result.waiting.file_name)}: the queue is full; it is queued as room frees", file=sys.stderr)
+        elif result.continued:
+            print(f"continuing job {result.job.id} ({result.job.status.value}): {shown(result.job.file_name)}", file=sys.stderr)
+    job_ids = list(dict.fromkeys(result.job.id for result in results if result.job))
+    waiting_ids = [result.waiting.id for result in results if result.waiting]
+    if not job_ids and not waiting_ids:
         return EXIT_FAILED
     with interruptible() as stop:
-        jobs = wait_for(app, job_ids, Progress(), stop)
+        waited = wait_for(app, job_ids, Progress(), stop, waiting_ids)
     output = Path(args.output)
-    for job in jobs:
+    for job in waited.jobs:
         if job.status is JobStatus.COMPLETED:
             try:
-                for path in app.engine.export(job.id, args.format, output, overwrite=True):
-                    print(path)
+                for path in app.engine.export(job.id, args.format, output, overwrite=args.overwrite):
+                    print(shown(path))
             except TranscriberError as error:
                 print(f"error: {error}", file=sys.stderr)
                 status = EXIT_FAILED
-        else:
-            reason = job.error or f"job {job.id} is {job.status.value}"
-            print(f"failed: {job.file_name}: {reason}", file=sys.stderr)
+        elif job.status.is_final:
+            print(f"failed: {shown(job.file_name)}: {job.error or f'job {job.id} was {job.status.value}'}", file=sys.stderr)
             status = EXIT_FAILED
+        elif not waited.stopped:
+            print(f"not finished: {shown(job.file_name)}: job {job.id} is {job.status.value}", file=sys.stderr)
+            status = EXIT_FAILED
+    if waited.stopped:
+        report_stopped(waited)
+        return EXIT_INTERRUPTED
     return status
 
 
 def cmd_add(app, args) -> int:
     options = app.engine.default_options(model=args.model, language=args.language)
     status = EXIT_OK
-    for result in app.engine.add(args.paths, user=user_of(args), options=options):
+    for result in app.engine.add(args.paths, user=user_of(args), options=options, wait_for_room=args.wait_for_room):
         if result.job:
-            print(f"{result.job.id}\tqueued\t{result.path}")
+            print(f"{result.job.id}\tqueued\t{shown(result.path)}")
+        elif result.waiting:
+            print(f"-\twaiting\t{shown(result.path)}\twaiting for room: queued as soon as your queue has room")
         else:
-            print(f"-\trefused\t{result.path}\t{result.refusal}")
+            print(f"-\trefused\t{shown(result.path)}\t{shown(str(result.refusal))}")
             status = EXIT_FAILED
     return status
 
 
 def cmd_run(app, args) -> int:
+    started = time.time()
+    before = {job.id for job in app.store.jobs.list_jobs(statuses=ACTIVE_STATUSES)}
+
     def report(recovered: list[Job]) -> None:
         for job in recovered:
-            print(f"recovered job {job.id} at {format_clock(job.processed_seconds)}: {job.source_path}", file=sys.stderr)
+            print(f"recovered job {job.id} at {format_clock(job.processed_seconds)}: {shown(job.source_path)}", file=sys.stderr)
 
     with interruptible() as stop:
-        # Idle: no job to run, no webhook delivery due within the next minute, and no
-        # file in a watch folder still settling, waiting for room or for its rule.
-        serve(app, until_idle=args.until_idle, stop=stop, on_started=report)
-    return EXIT_OK
+        # Idle: no job queued or running, no file waiting for room, no webhook delivery due
+        # within the next minute, and no file in a watch folder settling or waiting.
+        done = serve(app, until_idle=args.until_idle, stop=stop, on_started=report)
+    if not args.until_idle:
+        return EXIT_OK
+    seen = [job for job in app.store.jobs.list_jobs() if job.id in before or job.created_at >= started]
+    counts = Counter(job.status for job in seen)
+    summary = ", ".join(f"{counts[status]} {status.value}" for status in JobStatus if counts[status]) or "no jobs"
+    print(f"{summary} in {format_clock(time.time() - started)}")
+    unfinished = [job for job in seen if not job.status.is_final]
+    if not done:
+        print(f"stopped before the queue was done; {len(unfinished)} unfinished jobs continue next time", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for job in unfinished:
+        print(f"not finished: job {job.id} ({shown(job.file_name)}) is {job.status.value}", file=sys.stderr)
+    return EXIT_FAILED if unfinished else EXIT_OK
 
 
 def cmd_list(app, args) -> int:
@@ -187,11 +229,16 @@ def cmd_list(app, args) -> int:
         except ValueError:
             print(f"error: unknown status in {args.status!r}; use {', '.join(s.value for s in JobStatus)}", file=sys.stderr)
             return EXIT_USAGE
-    jobs = app.engine.with_estimates(app.store.jobs.list_jobs(user=args.user, statuses=statuses))
+    # In queue order: running jobs, queued ones in the order they will start, paused ones, then finished ones.
+    queue_order = {job.id: rank for rank, job in enumerate(app.store.jobs.queued_jobs())}
+    jobs = sorted(
+        app.engine.with_estimates(app.store.jobs.list_jobs(user=args.user, statuses=statuses)),
+        key=lambda job: (_place(job), queue_order.get(job.id, 0), job.id),
+    )
     if args.json:
         print(json.dumps([job_record(job) for job in jobs], indent=2, ensure_ascii=False))
         return EXIT_OK
-    if not jobs:
+    if not jobs and not app.store.backlog.count_waiting(args.user):
         print("no jobs")
         return EXIT_OK
     print(f"{'id':>5}  {'status':<9} {'progress':>8}  {'audio':>15}  {'pos':>3}  {'eta':>8}  {'user':<10} file")
@@ -202,28 +249,41 @@ def cmd_list(app, args) -> int:
         note = f"  ({job.error or job.warning})" if (job.error or job.warning) else ""
         print(
             f"{job.id:>5}  {job.status.value:<9} {job.progress * 100:7.1f}%  {audio:>15}  {position:>3}  {eta:>8}  "
-            f"{job.user:<10} {job.file_name}{note}"
+            f"{shown(job.user):<10} {shown(job.file_name)}{shown(note)}"
         )
+    waiting = app.store.backlog.count_waiting(args.user)
+    if waiting:
+        print(f"waiting for room: {waiting} file{'s' if waiting != 1 else ''} (queued in order as the queue has room)")
     return EXIT_OK
+
+
+def _place(job: Job) -> int:
+    return {JobStatus.RUNNING: 0, JobStatus.QUEUED: 1, JobStatus.PAUSED: 2}.get(job.status, 3)
 
 
 def cmd_export(app, args) -> int:
     job = app.store.jobs.require_job(args.job_id)
     if args.output == "-":
-        for fmt in args.format:
-            sys.stdout.write(render(fmt, app.engine.transcript(job.id)))
+        try:
+            for fmt in args.format:
+                sys.stdout.write(render(fmt, app.engine.transcript(job.id)))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:  # standard output is a full disk, or gone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            raise TranscriberError(f"The transcript could not be written to the output: {error.strerror or error}.") from None
         return EXIT_OK
     target = Path(args.output) if args.output else Path(".")
-    if target.is_dir() or args.output is None or str(args.output).endswith(os.sep):
-        paths = app.engine.export(job.id, args.format, target, overwrite=True)
+    if args.output is None or target.is_dir() or str(args.output).endswith(os.sep):
+        paths = app.engine.export(job.id, args.format, target, overwrite=args.overwrite)
     else:
         if len(args.format) > 1:
             print("error: several formats need a folder for -o", file=sys.stderr)
             return EXIT_USAGE
-        write_atomic(target, render(args.format[0], app.engine.transcript(job.id)))
-        paths = [target]
+        paths = [app.engine.export_to_file(job.id, args.format[0], target, overwrite=args.overwrite)]
     for path in paths:
-        print(path)
+        print(shown(path))
     if job.status is not JobStatus.COMPLETED:
         print(f"note: job {job.id} is {job.status.value}; the transcript is partial.", file=sys.stderr)
     return EXIT_OK

@@ -25,8 +25,8 @@ from ..errors import (
     StoreError,
     TranscriberError,
 )
-from ..export import export_transcript
-from ..jobs import Job, JobOptions, JobStatus, Part, RunOutcome, Transcript
+from ..export import export_file, export_transcript, written_file
+from ..jobs import Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile
 from ..store import Store
 from . import estimates, intake, scheduler
 from .execution import PartContext, PartRun
@@ -64,13 +64,18 @@ class Claim(NamedTuple):
 
 @dataclass(frozen=True)
 class IntakeResult:
+    """What became of one file: a job (new, or ``continued``: the job it already had), a place in the backlog
+    (``waiting``: the queue was full), or a refusal."""
+
     path: str
     job: Job | None = None
     refusal: IntakeRefused | None = None
+    waiting: WaitingFile | None = None
+    continued: bool = False
 
     @property
     def accepted(self) -> bool:
-        return self.job is not None
+        return self.job is not None or self.waiting is not None
 
 
 @dataclass
@@ -110,6 +115,8 @@ class Engine:
         self._claimed_changed = threading.Condition()
         self._claim_lock = threading.Lock()
         self._store_trouble_until = 0.0
+        self._store_failing_since: float | None = None
+        self.store_error: str | None = None  # the last store failure, for a client that gives up
 
     # ------------------------------------------------------------ settings
 
@@ -137,8 +144,23 @@ class Engine:
 
     # --------------------------------------------------------------- intake
 
-    def add(self, paths: Iterable[str], *, user: str, options: JobOptions | None = None) -> list[IntakeResult]:
+    def add(
+        self,
+        paths: Iterable[str],
+        *,
+        user: str,
+        options: JobOptions | None = None,
+        wait_for_room: bool = False,
+        reuse_existing: bool = False,
+    ) -> list[IntakeResult]:
         """Queue files and folders (searched recursively); one result per file considered.
+
+        Args:
+            wait_for_room: files past the user's queue limit wait in the backlog and are
+                queued in order as room frees (a batch a person asked for), instead of being refused.
+            reuse_existing: a file that already has a job of the same user, content and
+                options is not queued again: an unfinished job continues (a paused one is
+                resumed), a completed one is handed back as it is (``transcribe`` run twice).
 
         Estimates are refreshed once for the whole batch, not after every file: with
         hundreds of files, per-file refreshes made intake quadratic.
@@ -152,14 +174,15 @@ class Engine:
                 results.append(IntakeResult(path, refusal=refusal))
                 continue
             try:
-                job = self._queue_file(path, user=user, options=options, limits=limits)
-                results.append(IntakeResult(path, job=job))
-                self.listener.job_changed(job)
+                result = self._take(path, user, options, limits, wait_for_room, reuse_existing)
             except IntakeRefused as error:
-                results.append(IntakeResult(path, refusal=error))
+                result = IntakeResult(path, refusal=error)
             except StoreError as error:
-                results.append(IntakeResult(path, refusal=IntakeRefused(path, "store", f"{Path(path).name}: {error}")))
-        if any(result.accepted for result in results):
+                result = IntakeResult(path, refusal=IntakeRefused(path, "store", f"{Path(path).name}: {error}"))
+            if result.job is not None:
+                self.listener.job_changed(result.job)
+            results.append(result)
+        if any(result.job for result in results):
             try:
                 self.refresh_estimates()
             except StoreError as error:
@@ -182,16 +205,50 @@ class Engine:
         self.listener.job_changed(self.store.jobs.require_job(job.id))
         return job
 
+    def _take(
+        self, path: str, user: str, options: JobOptions, limits: Limits, wait_for_room: bool, reuse_existing: bool
+    ) -> IntakeResult:
+        if not (wait_for_room or reuse_existing):
+            return IntakeResult(path, job=self._queue_file(path, user=user, options=options, limits=limits))
+        facts = intake.inspect(path, limits)
+        if reuse_existing:
+            existing = self.store.jobs.find_reusable(user, facts.content_hash, options)
+            if existing is not None:
+                if existing.status is JobStatus.PAUSED:
+                    existing = self.store.jobs.resume(existing.id)
+                log.info("%s continues job %d", path, existing.id)
+                return IntakeResult(path, job=existing, continued=True)
+        try:
+            return IntakeResult(path, job=self._insert(facts, user, options, limits))
+        except IntakeRefused as refusal:
+            if refusal.reason != "queue_limit" or not wait_for_room:
+                raise
+        waiting = self.store.backlog.add(
+            user=user,
+            source_path=facts.path,
+            size_bytes=facts.size_bytes,
+            mtime=facts.mtime,
+            content_hash=facts.content_hash,
+            duration_seconds=facts.media.duration_seconds,
+            declared_seconds=facts.media.declared_seconds,
+            warning=facts.warning,
+            options=options,
+        )
+        log.info("%s waits for room in %s's queue", facts.path, user)
+        return IntakeResult(path, waiting=waiting)
+
     def _queue_file(self, path: str, *, user: str, options: JobOptions, limits: Limits) -> Job:
         """add_file without refreshing estimates or telling the listener."""
-        name = Path(path).name
         # Cheap refusal before reading the file; the store checks again atomically on insert.
         full = queue_refusal(
-            file_name=name, user=user, queued_for_user=self.store.jobs.count_queued(user), max_queued=limits.max_queued_per_user
+            file_name=Path(path).name, user=user, queued_for_user=self.store.jobs.count_queued(user),
+            max_queued=limits.max_queued_per_user,
         )
         if full:
             raise IntakeRefused(path, "queue_limit", full)
-        facts = intake.inspect(path, limits)
+        return self._insert(intake.inspect(path, limits), user, options, limits)
+
+    def _insert(self, facts: intake.FileFacts, user: str, options: JobOptions, limits: Limits) -> Job:
         job = self.store.jobs.add_job(
             user=user,
             source_path=facts.path,
@@ -206,6 +263,37 @@ class Engine:
         )
         log.info("queued job %d: %s (%s, %s)", job.id, facts.path, format_clock(job.duration_seconds), options.model)
         return job
+
+    def promote_waiting(self) -> list[Job]:
+        """Queue files from the backlog, oldest first, while their users have room; returns the new jobs.
+
+        A file that changed or vanished while it waited is refused with the reason.
+        """
+        waiting = self.store.backlog.waiting()
+        if not waiting:
+            return []
+        limits = self.read_limits()
+        full: set[str] = set()
+        promoted = []
+        for entry in waiting:
+            if entry.user in full:
+                continue
+            problem = intake.source_changed(entry.source_path, entry.size_bytes, entry.mtime, entry.content_hash)
+            if problem:
+                self.store.backlog.refuse(entry.id, problem)
+                continue
+            try:
+                job = self.store.backlog.promote(entry.id, max_queued=limits.max_queued_per_user)
+            except IntakeRefused:
+                full.add(entry.user)
+                continue
+            if job is not None:
+                log.info("queued job %d from the backlog: %s", job.id, job.source_path)
+                promoted.append(job)
+                self.listener.job_changed(job)
+        if promoted:
+            self.refresh_estimates()
+        return promoted
 
     # -------------------------------------------------------------- control
 
@@ -303,10 +391,12 @@ class Engine:
             return None
         with self._claim_lock:
             try:
-                return self._claim_next()
+                claimed = self._claim_next()
             except StoreError as error:
                 self._store_trouble(error)
                 return None
+        self._store_failing_since = None  # the store answered
+        return claimed
 
     def _claim_next(self) -> Claim | None:
         settings = self.read_settings()
@@ -336,8 +426,24 @@ class Engine:
     def _store_trouble(self, error: StoreError) -> None:
         """Hold off new work for a while and tell the listener: the store cannot be written."""
         log.error("store error: %s", error)
-        self._store_trouble_until = time.monotonic() + STORE_TROUBLE_PAUSE_SECONDS
+        now = time.monotonic()
+        self._store_trouble_until = now + STORE_TROUBLE_PAUSE_SECONDS
+        self._store_failing_since = self._store_failing_since or now
+        self.store_error = str(error)
         self.listener.engine_error(str(error))
+
+    def store_failing_for(self) -> float:
+        """Seconds the store has been failing without a success since (0 when it works)."""
+        return time.monotonic() - self._store_failing_since if self._store_failing_since else 0.0
+
+    def nothing_to_do(self) -> bool:
+        """No job is queued or running (in the store, whichever process runs it) and no file waits for room."""
+        jobs = self.store.jobs
+        return (
+            not jobs.queued_jobs()
+            and not jobs.list_jobs(statuses=[JobStatus.RUNNING])
+            and not self.store.backlog.count_waiting()
+        )
 
     def stop_all(self) -> None:
         """Ask every job running here to stop at its next segment boundary and go back to the queue."""
@@ -452,9 +558,31 @@ class Engine:
         job = self.store.jobs.require_job(job_id)
         return Transcript(job=job, segments=tuple(self.store.transcripts.segments(job_id)))
 
-    def export(self, job_id: int, formats: Sequence[str], destination: Path, *, overwrite: bool = True) -> list[Path]:
-        """Export a job's transcript (complete, or what exists of a failed or unfinished one)."""
-        return export_transcript(self.transcript(job_id), formats, destination, overwrite=overwrite)
+    def export(self, job_id: int, formats: Sequence[str], destination: Path, *, overwrite: bool = False) -> list[Path]:
+        """Export a job's transcript (complete, or what exists of a failed or unfinished one) into a folder.
+
+        A file there that transcriber did not write for this job (or that was changed since)
+        is kept, and the export takes a numbered name, unless ``overwrite`` (see ``export.claim_target``).
+
+        Raises:
+            ExportRefused: ``destination`` is not a folder.
+            TranscriberError: the folder cannot be written.
+        """
+        transcript = self.transcript(job_id)
+        written = export_transcript(transcript, formats, destination, overwrite=overwrite, previous=transcript.job.exports)
+        self.store.jobs.record_exports(job_id, [written_file(path) for path in written])
+        return written
+
+    def export_to_file(self, job_id: int, fmt: str, target: Path, *, overwrite: bool = False) -> Path:
+        """Export one format to the file the user named.
+
+        Raises:
+            ExportRefused: ``target`` is a file transcriber may not replace (the message says why).
+        """
+        transcript = self.transcript(job_id)
+        path = export_file(transcript, fmt, target, overwrite=overwrite, previous=transcript.job.exports)
+        self.store.jobs.record_exports(job_id, [written_file(path)])
+        return path
 
     def _fresh_estimates(self) -> dict[int, tuple[float, float]]:
         active = self.store.jobs.active_jobs()

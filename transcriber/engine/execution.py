@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from ..audio.decode import format_clock
 from ..config import Settings
 from ..errors import AudioError, SourceChanged, StoreError, TranscriberError
-from ..export import export_transcript
+from ..export import export_transcript, written_file
 from ..jobs import Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
 from . import estimates, intake, parts
@@ -201,8 +201,8 @@ class PartRun:
             return
         try:
             transcript = Transcript(job=job, segments=tuple(self.store.transcripts.segments(job.id)))
-            written = export_transcript(transcript, formats, self.context.export_dir, overwrite=False)
-            self.store.jobs.set_exported(job.id, [str(path) for path in written])
+            written = export_transcript(transcript, formats, self.context.export_dir, overwrite=False, previous=job.exports)
+            self.store.jobs.record_exports(job.id, [written_file(path) for path in written], automatic=True)
         except TranscriberError as error:
             log.warning("automatic export of job %d failed: %s", job.id, error)
             self.store.jobs.set_warning(job.id, f"Automatic export failed: {error}")

@@ -50,7 +50,7 @@ class EngineRunner(BackgroundService):
             return len(self._active)
 
     def is_idle(self) -> bool:
-        """Nothing is being decoded here and nothing queued was left to start at the last step."""
+        """Nothing is being decoded here, and at the last step no job was queued or running and no file waited for room."""
         return self._idle.is_set() and not self.busy
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -64,6 +64,10 @@ class EngineRunner(BackgroundService):
 
     def step(self) -> bool:
         engine = self.engine
+        try:
+            engine.promote_waiting()  # room may have freed for files in the backlog
+        except StoreError as error:
+            log.warning("backlog not looked at: %s", error)
         workers = engine.read_limits().workers
         while not self.stopping and self._active_count() < workers:
             claimed = engine.claim_next()
@@ -82,7 +86,7 @@ class EngineRunner(BackgroundService):
                     log.warning("estimates not refreshed: %s", error)
         engine.models.unload_idle()
         try:
-            nothing_waits = not engine.store.jobs.queued_jobs()
+            nothing_waits = engine.nothing_to_do()
         except StoreError:
             nothing_waits = False
         if nothing_waits and not self.busy:

@@ -27,7 +27,7 @@ from ..audio.decode import format_clock
 from .engine_signals import EngineSignals
 from ..errors import TranscriberError
 from ..export import render
-from ..jobs import Job, JobStatus, Segment, Transcript
+from ..jobs import Job, JobStatus, Segment, Transcript, time_order
 from .dialogs import ExportDialog
 from .icons import app_icon, themed
 from .queue_model import status_text
@@ -112,20 +112,30 @@ class SegmentModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(row, self.TEXT), self.index(row, self.TEXT))
 
     def merge(self, segments: Sequence[Segment]) -> None:
-        """Add segments not shown yet (live ones may arrive before or after the initial load)."""
+        """Add segments not shown yet, each at its place in time.
+
+        The parts of a long job commit in parallel, and live segments may arrive before or
+        after the initial load: rows are always kept in ``time_order``.
+        """
         known = {segment.index for segment in self._segments}
-        new = sorted((s for s in segments if s.index not in known), key=lambda s: s.index)
+        new = sorted((s for s in segments if s.index not in known), key=time_order)
         if not new:
             return
-        if self._segments and new[0].index < self._segments[-1].index:
-            self.beginResetModel()  # rare: the initial load landed after live segments
-            self._segments = sorted(self._segments + new, key=lambda s: s.index)
-            self.endResetModel()
-        else:
-            first = len(self._segments)
+        keys = [time_order(segment) for segment in self._segments]
+        if not self._segments or time_order(new[0]) >= keys[-1]:
+            first = len(self._segments)  # the usual case: later than everything shown
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
             self._segments += new
             self.endInsertRows()
+        else:
+            for segment in new:
+                row = bisect.bisect_right(keys, time_order(segment))
+                self.beginInsertRows(QModelIndex(), row, row)
+                self._segments.insert(row, segment)
+                keys.insert(row, time_order(segment))
+                if self.current_row is not None and row <= self.current_row:
+                    self.current_row += 1  # the playing segment moved down a row
+                self.endInsertRows()
         self._starts = [segment.start for segment in self._segments]
 
     def row_at_time(self, seconds: float) -> int | None:

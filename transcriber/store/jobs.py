@@ -20,7 +20,7 @@ import peewee
 from peewee import JOIN, fn
 
 from ..errors import IntakeRefused, JobStateError
-from ..jobs import ACTIVE_STATUSES, Job, JobOptions, JobStatus, PartStatus, RunOutcome
+from ..jobs import ACTIVE_STATUSES, ExportedFile, Job, JobOptions, JobStatus, PartStatus, RunOutcome
 from ..limits import queue_refusal
 from .db import StorePart, translating
 
@@ -84,6 +84,7 @@ class JobsPart(StorePart):
             updated_at=row.updated_at,
             finished_at=row.finished_at,
             exported_paths=tuple(json.loads(row.exported_paths)) if row.exported_paths else (),
+            exports=tuple(ExportedFile(*item) for item in json.loads(row.exports)) if row.exports else (),
         )
 
     def _queue_ranks(self) -> dict[int, int]:
@@ -178,7 +179,28 @@ class JobsPart(StorePart):
                 return job
         return None
 
+    @translating
+    def find_reusable(self, user: str, content_hash: str, options: JobOptions) -> Job | None:
+        """The user's job of the same content with the same options that is unfinished (first) or completed, if any."""
+        Job_ = self.m.Job
+        order = {JobStatus.RUNNING: 0, JobStatus.QUEUED: 0, JobStatus.PAUSED: 0, JobStatus.COMPLETED: 1}
+        candidates = [
+            job
+            for job in self.select_jobs((Job_.content_hash == content_hash) & Job_.status.in_([s.value for s in order]))
+            if job.user == user and job.options == options
+        ]
+        return min(candidates, key=lambda job: (order[job.status], -job.id), default=None)
+
     # -------------------------------------------------------------- intake
+
+    def _next_id(self, name: str) -> int:
+        """The next id of ``name`` rows, never one given before (call inside a transaction)."""
+        Ids = self.m.IdSequence
+        last = Ids.select(Ids.value).where(Ids.name == name).scalar() or 0
+        highest = self.m.Job.select(fn.MAX(self.m.Job.id)).scalar() or 0  # rows written by an older version
+        value = max(last, highest) + 1
+        Ids.insert(name=name, value=value).on_conflict_replace().execute()
+        return value
 
     @translating
     def add_job(
@@ -211,6 +233,7 @@ class JobsPart(StorePart):
                 raise IntakeRefused(source_path, "queue_limit", full)
             position = (Job_.select(fn.MAX(Job_.queue_position)).scalar() or 0) + 1
             row = Job_.create(
+                id=self._next_id("job"),
                 user=user_id,
                 source_path=source_path,
                 size_bytes=size_bytes,
@@ -302,9 +325,24 @@ class JobsPart(StorePart):
         Job_.update(warning=warning, updated_at=time.time()).where(Job_.id == job_id).execute()
 
     @translating
-    def set_exported(self, job_id: int, paths: Sequence[str]) -> None:
+    def record_exports(self, job_id: int, files: Sequence[ExportedFile], *, automatic: bool = False) -> None:
+        """Remember files written for a job (an earlier record of the same path is replaced).
+
+        Args:
+            automatic: these are the automatic exports on completion (``exported_paths``).
+        """
         Job_ = self.m.Job
-        Job_.update(exported_paths=json.dumps(list(paths))).where(Job_.id == job_id).execute()
+        with self.db.atomic():
+            row = Job_.get_or_none(Job_.id == job_id)
+            if row is None:
+                return
+            known = {item[0]: item for item in json.loads(row.exports)} if row.exports else {}
+            for written in files:
+                known[written.path] = [written.path, written.size, written.mtime_ns]
+            values = dict(exports=json.dumps(list(known.values())))
+            if automatic:
+                values["exported_paths"] = json.dumps([written.path for written in files])
+            Job_.update(**values).where(Job_.id == job_id).execute()
 
     @translating
     def update_estimates(self, estimates: dict[int, tuple[float | None, float | None]]) -> None:

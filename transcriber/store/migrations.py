@@ -160,7 +160,41 @@ def _v2_automation(db: SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation]
+def _v3_trust(db: SqliteDatabase) -> None:
+    """Files waiting for room in a user's queue, every file written for a job, job ids that are never reused."""
+    statements = [
+        # Every export written for the job, with its size and mtime then (JSON): a file
+        # transcriber wrote and nobody changed may be replaced; any other never is.
+        "ALTER TABLE job ADD COLUMN exports TEXT",
+        # Files a person asked for beyond the per-user queue limit; queued in order as room frees.
+        """CREATE TABLE backlog (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+            source_path TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            duration_seconds REAL NOT NULL,
+            declared_seconds REAL,
+            warning TEXT,
+            options TEXT NOT NULL,
+            state TEXT NOT NULL,
+            job_id INTEGER,
+            message TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL)""",
+        "CREATE INDEX backlog_state ON backlog(state, id)",
+        # The last id given to each kind of row whose ids must never come back after a removal.
+        """CREATE TABLE id_sequence (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL)""",
+        "INSERT INTO id_sequence (name, value) SELECT 'job', COALESCE(MAX(id), 0) FROM job",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust]
 LATEST_VERSION = len(MIGRATIONS)
 
 

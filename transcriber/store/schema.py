@@ -6,13 +6,37 @@ database, so two stores (two data folders, or a test's second connection) can li
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 from peewee import AutoField, FloatField, ForeignKeyField, IntegerField, Model, SqliteDatabase, TextField
 
 
+class PathField(TextField):
+    """A file name, stored losslessly: as text when it is UTF-8, else as the name's bytes (a BLOB).
+
+    Python holds a name that is not UTF-8 with surrogate escapes, which SQLite cannot store
+    as text; such a name goes in as its bytes and comes back as the same str.
+    """
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        text = os.fspath(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(text)
+        return text
+
+    def python_value(self, value):
+        if isinstance(value, (bytes, memoryview)):
+            return os.fsdecode(bytes(value))
+        return value
+
+
 def build_models(db: SqliteDatabase) -> SimpleNamespace:
-    """Model classes bound to ``db``: jobs and their parts (v1), webhooks and watch folders (v2)."""
+    """Model classes bound to ``db``: jobs and their parts (v1), webhooks and watch folders (v2), the backlog (v3)."""
 
     class BaseModel(Model):
         class Meta:
@@ -29,7 +53,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
     class Job(BaseModel):
         id = AutoField()
         user = ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
-        source_path = TextField()
+        source_path = PathField()
         size_bytes = IntegerField()
         mtime = FloatField()
         content_hash = TextField()
@@ -49,6 +73,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         detected_language = TextField(null=True)
         processing_seconds = FloatField(default=0.0)
         exported_paths = TextField(null=True)
+        exports = TextField(null=True)  # JSON: every file written for the job, with its size and mtime then
         failure_cause = TextField(null=True)
         created_at = FloatField()
         started_at = FloatField(null=True)
@@ -112,6 +137,35 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         class Meta:
             table_name = "setting"
 
+    class Backlog(BaseModel):
+        """A file a person asked to transcribe while their queue was full: queued in order as room frees."""
+
+        id = AutoField()
+        user = ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+        source_path = PathField()
+        size_bytes = IntegerField()
+        mtime = FloatField()
+        content_hash = TextField()
+        duration_seconds = FloatField()
+        declared_seconds = FloatField(null=True)
+        warning = TextField(null=True)
+        options = TextField()
+        state = TextField()
+        job_id = IntegerField(null=True)
+        message = TextField(null=True)
+        created_at = FloatField()
+        updated_at = FloatField()
+
+        class Meta:
+            table_name = "backlog"
+
+    class IdSequence(BaseModel):
+        name = TextField(primary_key=True)
+        value = IntegerField()
+
+        class Meta:
+            table_name = "id_sequence"
+
     class Webhook(BaseModel):
         id = AutoField()
         url = TextField()
@@ -158,14 +212,14 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
 
     class WatchFolder(BaseModel):
         id = AutoField()
-        path = TextField(unique=True)
+        path = PathField(unique=True)
         user = TextField()
         model = TextField(null=True)
         language = TextField(null=True)
-        output_dir = TextField(null=True)
+        output_dir = PathField(null=True)
         formats = TextField(null=True)
         after = TextField(default="keep")
-        move_to = TextField(null=True)
+        move_to = PathField(null=True)
         created_at = FloatField()
 
         class Meta:
@@ -174,7 +228,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
     class WatchFile(BaseModel):
         id = AutoField()
         folder = ForeignKeyField(WatchFolder, column_name="folder_id", on_delete="CASCADE")
-        path = TextField()
+        path = PathField()
         size_bytes = IntegerField()
         mtime = FloatField()
         changed_at = FloatField()
@@ -192,6 +246,8 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         Part=Part,
         Run=Run,
         Setting=Setting,
+        Backlog=Backlog,
+        IdSequence=IdSequence,
         Webhook=Webhook,
         Delivery=Delivery,
         DeliveryAttempt=DeliveryAttempt,

@@ -14,8 +14,13 @@ class TranscriptsPart(StorePart):
 
     @translating
     def segments(self, job_id: int) -> list[Segment]:
+        """The job's segments in time order (``jobs.time_order``), whatever order its parts committed them in."""
         Segment_ = self.m.Segment
-        rows = Segment_.select().where(Segment_.job == job_id).order_by(Segment_.start_seconds, Segment_.idx)
+        rows = (
+            Segment_.select()
+            .where(Segment_.job == job_id)
+            .order_by(Segment_.start_seconds, Segment_.end_seconds, Segment_.idx)
+        )
         return [
             Segment(
                 index=row.idx,
