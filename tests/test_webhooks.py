@@ -269,8 +269,10 @@ def test_command_line_adds_lists_tests_logs_and_removes_endpoints(receiver, data
 def test_add_without_secret_makes_one(data_dir):
     added = run_cli("webhooks", "add", "http://127.0.0.1:9/x", data_dir=data_dir, check=True).stdout
     assert "secret" in added
-    listed = json.loads(run_cli("webhooks", "list", "--json", data_dir=data_dir, check=True).stdout)
+    listed = json.loads(run_cli("webhooks", "list", "--json", "--show-secrets", data_dir=data_dir, check=True).stdout)
     assert len(listed[0]["secret"]) == 40 and listed[0]["events"] == ["job.completed", "job.failed"]
+    hidden = json.loads(run_cli("webhooks", "list", "--json", data_dir=data_dir, check=True).stdout)
+    assert hidden[0]["secret"] is None and listed[0]["secret"] not in json.dumps(hidden)  # secrets only when asked
 
 
 def test_run_until_idle_delivers_what_is_due_before_returning(receiver, data_dir):

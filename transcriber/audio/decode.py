@@ -6,6 +6,7 @@ them, so memory stays flat however long the recording is.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -64,22 +65,75 @@ def format_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _open(path: str) -> av.container.InputContainer:
+# How far past the last audio packet the demuxer may read: FFmpeg's parsers gather bytes that
+# are no audio (a file zero-padded to 400 MB) into one packet, held in memory whole.
+MAX_BYTES_WITHOUT_AUDIO = 64 * 1024 * 1024
+
+
+class _MediaFile(io.RawIOBase):
+    """The file as FFmpeg reads it, ending early where nothing but non-audio bytes would follow.
+
+    The demuxing loops call ``audio_until`` with the end of each audio packet; a read that
+    would go ``MAX_BYTES_WITHOUT_AUDIO`` past it (and past the last seek) sees the end of the
+    file instead, so memory stays bounded whatever the file holds.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._file = open(path, "rb")
+        self._allowed_until = MAX_BYTES_WITHOUT_AUDIO
+
+    def audio_until(self, offset: int | None) -> None:
+        if offset is not None and offset >= 0:
+            self._allowed_until = max(self._allowed_until, offset + MAX_BYTES_WITHOUT_AUDIO)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        room = self._allowed_until - self._file.tell()
+        if room <= 0:
+            return 0
+        view = memoryview(buffer)[:room]
+        return self._file.readinto(view)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = self._file.seek(offset, whence)
+        if whence != io.SEEK_END:  # a seek to the end only asks the size
+            self._allowed_until = max(self._allowed_until, position + MAX_BYTES_WITHOUT_AUDIO)
+        return position
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open(path: str) -> tuple[av.container.InputContainer, _MediaFile]:
     name = Path(path).name
     try:
-        return av.open(path, mode="r", metadata_errors="ignore")
+        media = _MediaFile(path)
     except FileNotFoundError:
         raise AudioError(f"{name}: file not found.", "missing") from None
     except IsADirectoryError:
         raise AudioError(f"{name} is a folder, not a file.", "not_media") from None
     except PermissionError:
         raise AudioError(f"{name}: permission denied; the file cannot be read.", "unreadable") from None
+    try:
+        return av.open(media, mode="r", metadata_errors="ignore"), media
     except (av.error.InvalidDataError, av.error.EOFError):
+        media.close()
         raise AudioError(
             f"{name} is not an audio or video file, or it is damaged: its content is not a recognised media format.",
             "not_media",
         ) from None
     except av.FFmpegError as error:
+        media.close()
         raise AudioError(f"{name} cannot be opened as media: {error}.", "not_media") from None
 
 
@@ -119,7 +173,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     """
     path = str(path)
     name = Path(path).name
-    with _open(path) as container:
+    container, media = _open(path)
+    with container, media:
         if not container.streams.audio:
             if container.streams.video:
                 raise AudioError(f"{name} is a video without an audio track; there is nothing to transcribe.", "no_audio")
@@ -137,6 +192,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
+                if packet.pos is not None:
+                    media.audio_until(packet.pos + packet.size)
                 packets += 1
                 if packet.pts is not None and packet.time_base is not None:
                     start = float(packet.pts * packet.time_base)
@@ -176,7 +233,8 @@ class AudioStream:
         self.damaged_packets = 0
 
     def blocks(self) -> Iterator[np.ndarray]:
-        with _open(self.path) as container:
+        container, media = _open(self.path)
+        with container, media:
             if not container.streams.audio:
                 raise AudioError(f"{Path(self.path).name} has no audio track.", "no_audio")
             stream = container.streams.audio[0]
@@ -189,7 +247,7 @@ class AudioStream:
             origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             to_drop: int | None = 0 if self.start_seconds <= 0 else None  # output samples before the start
-            for frame in self._frames(container, stream):
+            for frame in self._frames(container, stream, media):
                 if to_drop is None:
                     frame_time = float(frame.time) - origin if frame.time is not None else 0.0
                     if frame_time + frame.samples / frame.sample_rate <= self.start_seconds:
@@ -216,8 +274,10 @@ class AudioStream:
         self.decoded_samples += samples.size
         return samples.astype(np.float32, copy=False), to_drop
 
-    def _frames(self, container, stream) -> Iterator[av.AudioFrame]:
+    def _frames(self, container, stream, media: _MediaFile) -> Iterator[av.AudioFrame]:
         for packet in container.demux(stream):
+            if packet.pos is not None and packet.size:
+                media.audio_until(packet.pos + packet.size)
             try:
                 frames = packet.decode()
             except av.FFmpegError:

@@ -11,10 +11,10 @@ from pathlib import Path
 from ..errors import AutomationError
 from ..export import parse_formats
 from ..records import DEFAULT_EVENTS
-from ..services.watch import parse_after
-from ..services.webhooks import INCLUDES, WebhookDispatcher, check_url, new_secret, parse_events
+from ..services.watch import check_rule, parse_after
+from ..services.webhooks import INCLUDES, WebhookDispatcher, check_url, new_secret, parse_events, redacted
 from ..timefmt import iso_local
-from .common import EXIT_FAILED, EXIT_OK, user_of
+from .common import EXIT_FAILED, EXIT_OK, bounded_int, job_id_argument, user_of
 
 
 def add_parsers(commands) -> None:
@@ -29,13 +29,15 @@ def add_parsers(commands) -> None:
                      help="send the transcript text (default) or links to the exported files")
     listing = actions.add_parser("list", help="the endpoints")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--show-secrets", action="store_true",
+                         help="include the secrets and the credentials in URLs (hidden by default)")
     remove = actions.add_parser("remove", help="remove an endpoint, its pending deliveries and its log")
-    remove.add_argument("webhook_id", type=int, metavar="ID")
+    remove.add_argument("webhook_id", type=job_id_argument, metavar="ID")
     test = actions.add_parser("test", help="send a webhook.test event to an endpoint now")
-    test.add_argument("webhook_id", type=int, metavar="ID")
+    test.add_argument("webhook_id", type=job_id_argument, metavar="ID")
     log = actions.add_parser("log", help="every delivery attempt: endpoint, event, job, status code or error, time")
     log.add_argument("--json", action="store_true")
-    log.add_argument("--limit", type=int, metavar="N", help="only the newest N attempts")
+    log.add_argument("--limit", type=bounded_int(1, 1_000_000), metavar="N", help="only the newest N attempts")
 
     watch = commands.add_parser("watch", help="folders whose new media files are queued by a rule")
     actions = watch.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -50,17 +52,18 @@ def add_parsers(commands) -> None:
     listing = actions.add_parser("list", help="the watch folders and their rules")
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="stop watching a folder (its jobs stay)")
-    remove.add_argument("folder_id", type=int, metavar="ID")
+    remove.add_argument("folder_id", type=job_id_argument, metavar="ID")
     files = actions.add_parser("files", help="the files seen in watch folders and what became of them")
-    files.add_argument("folder_id", type=int, nargs="?", metavar="ID")
+    files.add_argument("folder_id", type=job_id_argument, nargs="?", metavar="ID")
     files.add_argument("--json", action="store_true")
 
 
-def endpoint_record(endpoint) -> dict:
+def endpoint_record(endpoint, show_secrets: bool = False) -> dict:
+    """One endpoint of ``webhooks list --json``; its secret is null (and URL credentials hidden) unless asked for."""
     return {
         "id": endpoint.id,
-        "url": endpoint.url,
-        "secret": endpoint.secret,
+        "url": endpoint.url if show_secrets else redacted(endpoint.url),
+        "secret": endpoint.secret if show_secrets else None,
         "events": list(endpoint.events),
         "include": endpoint.include,
         "enabled": endpoint.enabled,
@@ -71,7 +74,7 @@ def attempt_record(attempt) -> dict:
     """One row of ``webhooks log --json`` (a contract: add fields, never rename them)."""
     return {
         "endpoint_id": attempt.endpoint_id,
-        "url": attempt.url,
+        "url": redacted(attempt.url),
         "event": attempt.event,
         "job_id": attempt.job_id,
         "delivery_id": attempt.delivery_id,
@@ -88,7 +91,7 @@ def _attempt_line(attempt) -> str:
     result = str(attempt.status_code) if attempt.status_code is not None else f"error: {attempt.error}"
     job = str(attempt.job_id) if attempt.job_id is not None else "-"
     return (f"{iso_local(attempt.attempted_at)}  {attempt.endpoint_id:>3}  {attempt.event:<14} {job:>5}  "
-            f"{result:<10} {attempt.outcome:<9} {attempt.url}")
+            f"{result:<10} {attempt.outcome:<9} {redacted(attempt.url)}")
 
 
 def cmd_webhooks(app, args) -> int:
@@ -98,18 +101,19 @@ def cmd_webhooks(app, args) -> int:
         events = parse_events(args.events)
         secret = args.secret or new_secret()
         endpoint = store.automation.add_webhook(url, secret, events, args.include)
-        print(f"{endpoint.id}\t{endpoint.url}\t{','.join(endpoint.events)}\t{endpoint.include}")
+        print(f"{endpoint.id}\t{redacted(endpoint.url)}\t{','.join(endpoint.events)}\t{endpoint.include}")
         if not args.secret:
             print(f"secret: {secret}")
         return EXIT_OK
     if args.action == "list":
         endpoints = store.automation.webhooks()
         if args.json:
-            print(json.dumps([endpoint_record(endpoint) for endpoint in endpoints], indent=2))
+            print(json.dumps([endpoint_record(endpoint, args.show_secrets) for endpoint in endpoints], indent=2))
         elif not endpoints:
             print("no webhooks")
         for endpoint in endpoints if not args.json else ():
-            print(f"{endpoint.id}\t{endpoint.url}\t{','.join(endpoint.events)}\t{endpoint.include}")
+            url = endpoint.url if args.show_secrets else redacted(endpoint.url)
+            print(f"{endpoint.id}\t{url}\t{','.join(endpoint.events)}\t{endpoint.include}")
         return EXIT_OK
     if args.action == "remove":
         store.automation.remove_webhook(args.webhook_id)
@@ -154,12 +158,14 @@ def cmd_watch(app, args) -> int:
             formats = parse_formats(args.formats) if args.formats else []
         except ValueError as error:
             raise AutomationError(str(error)) from None
+        output_dir = str(Path(args.output).expanduser().absolute()) if args.output else None
+        check_rule(str(folder), output_dir, move_to)
         added = store.automation.add_watch_folder(
             str(folder),
             user=user_of(args),
             model=args.model,
             language=args.language,
-            output_dir=str(Path(args.output).expanduser().absolute()) if args.output else None,
+            output_dir=output_dir,
             formats=formats,
             after=after,
             move_to=move_to,

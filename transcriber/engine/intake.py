@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from stat import S_ISREG
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..audio.decode import MEDIA_EXTENSIONS, MediaInfo, format_clock, probe
+from ..display import shown
 from ..errors import AudioError, IntakeRefused
 from ..limits import Limits, size_refusal
 
@@ -47,24 +49,40 @@ def content_hash(path: str | os.PathLike) -> str:
 def expand(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, IntakeRefused | None]]:
     """Each file to consider, with folders searched recursively for media (by extension).
 
-    Yields ``(path, None)`` for candidates and ``(path, refusal)`` for a folder holding no media.
+    Yields ``(path, None)`` for candidates and ``(path, refusal)`` for a folder holding no
+    media, a folder that cannot be read (the rest of the tree is still searched), or a
+    name that cannot be looked at (a symbolic link that loops). Symbolic links to folders
+    are not followed, so a link cannot make the search go round forever.
     """
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
-            found = False
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
-                        found = True
-                        yield str(Path(root, name).absolute()), None
-            if not found:
-                yield str(path), IntakeRefused(
-                    str(path), "no_media", f"{path}: the folder holds no audio or video files."
-                )
-        else:
+        try:
+            is_folder = path.is_dir()
+        except OSError as error:  # a loop of links, a name too long, ...
+            yield str(path.absolute()), IntakeRefused(str(path), "unreadable", f"{shown(path)}: {error.strerror or error}.")
+            continue
+        if not is_folder:
             yield str(path.absolute()), None
+            continue
+        found, unreadable = False, []
+
+        def note(error: OSError) -> None:
+            unreadable.append(error)
+
+        for root, dirs, files in os.walk(path, onerror=note):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if Path(name).suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
+                    found = True
+                    yield str(Path(root, name).absolute()), None
+        for error in unreadable:
+            folder = error.filename or str(path)
+            reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+            yield str(folder), IntakeRefused(
+                str(folder), "unreadable", f"{shown(folder)}: the folder cannot be read ({reason}); its files were skipped."
+            )
+        if not found and not unreadable:
+            yield str(path), IntakeRefused(str(path), "no_media", f"{shown(path)}: the folder holds no audio or video files.")
 
 
 def inspect(path: str, limits: Limits) -> FileFacts:
@@ -73,15 +91,19 @@ def inspect(path: str, limits: Limits) -> FileFacts:
     Raises:
         IntakeRefused: with a message naming the file and the reason.
     """
-    name = Path(path).name
+    name = shown(Path(path).name)
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        raise IntakeRefused(path, "missing", f"{name}: file not found ({path}).") from None
+        raise IntakeRefused(path, "missing", f"{name}: file not found ({shown(path)}).") from None
     except PermissionError:
         raise IntakeRefused(path, "unreadable", f"{name}: permission denied; the file cannot be read.") from None
+    except OSError as error:  # a loop of symbolic links, an unreachable network share, ...
+        raise IntakeRefused(path, "unreadable", f"{name} cannot be read: {error.strerror or error}.") from None
     if Path(path).is_dir():
         raise IntakeRefused(path, "not_media", f"{name} is a folder.")
+    if not S_ISREG(stat.st_mode):  # a device or a pipe would be read forever
+        raise IntakeRefused(path, "not_media", f"{name} is not a regular file (a device, pipe or socket).")
     if stat.st_size == 0:
         raise IntakeRefused(path, "empty", f"{name} is empty (0 bytes).")
     too_large = size_refusal(file_name=name, size_bytes=stat.st_size, max_file_size_mb=limits.max_file_size_mb)

@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 from ..app import App, login_user
 from ..errors import TranscriberError
 from ..records import DEFAULT_EVENTS, EVENTS
-from ..services.watch import parse_after
-from ..services.webhooks import WebhookDispatcher, check_url, new_secret, parse_events
+from ..services.watch import check_rule, parse_after
+from ..services.webhooks import WebhookDispatcher, check_url, new_secret, parse_events, redacted
 from .icons import app_icon
 from .tasks import TaskRunner
 
@@ -161,11 +161,13 @@ class WatchDialog(_CheckedDialog):
             raise TranscriberError(f"{folder} is not a folder.")
         formats = parse_setting("export_formats", self.formats.text()) if self.formats.text().strip() else ""
         after, move_to = parse_after(f"move:{self.move_to.text().strip()}" if self.move_to.text().strip() else "keep")
+        output_dir = str(Path(self.output.text().strip()).expanduser().absolute()) if self.output.text().strip() else None
+        check_rule(str(folder.absolute()), output_dir, move_to)
         return dict(
             path=str(folder.absolute()),
             model=self.model.text().strip() or None,
             language=self.language.text().strip() or None,
-            output_dir=str(Path(self.output.text().strip()).expanduser().absolute()) if self.output.text().strip() else None,
+            output_dir=output_dir,
             formats=[name for name in formats.split(",") if name],
             after=after,
             move_to=move_to,
@@ -230,10 +232,10 @@ class AutomationWindow(QWidget):
         for item in files:
             states = counts.setdefault(item.folder_id, {})
             states[item.state] = states.get(item.state, 0) + 1
-        _fill(self.endpoints_table, [[e.id, e.url, ", ".join(e.events), e.include] for e in self.endpoints])
+        _fill(self.endpoints_table, [[e.id, redacted(e.url), ", ".join(e.events), e.include] for e in self.endpoints])
         _fill(self.log_table, [
             [_time(a.attempted_at), a.endpoint_id, a.event, a.job_id if a.job_id is not None else "-",
-             a.status_code if a.status_code is not None else a.error, a.outcome, a.url]
+             a.status_code if a.status_code is not None else a.error, a.outcome, redacted(a.url)]
             for a in reversed(self.attempts)  # newest first
         ])
         _fill(self.folders_table, [

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..background import BackgroundService
+from ..display import shown
 from ..engine import intake
 from ..limits import queue_full
 from ..errors import AutomationError, IntakeRefused, StoreError, TranscriberError
@@ -41,6 +42,28 @@ def parse_after(text: str | None) -> tuple[str, str | None]:
     if text.startswith("move:") and text[5:].strip():
         return "move", str(Path(text[5:].strip()).expanduser().absolute())
     raise AutomationError(f"--after must be keep or move:DIR, not {text!r}.")
+
+
+def check_rule(folder: str, output_dir: str | None, move_to: str | None) -> None:
+    """Refuse a rule that could never take a file: exports or moved files landing in the watched folder's place.
+
+    An output or move folder that is the watched folder itself, or one of its parents,
+    would hold every file the scan finds, and the scan skips what is in them; one inside
+    the watched folder is fine (its contents are skipped).
+
+    Raises:
+        AutomationError: the rule's folders overlap that way; the message says which.
+    """
+    watched = Path(folder).resolve()
+    for label, other in (("--output", output_dir), ("--after move:", move_to)):
+        if not other:
+            continue
+        target = Path(other).expanduser().resolve()
+        if target == watched or target in watched.parents:
+            raise AutomationError(
+                f"{label} {shown(target)} is the watched folder or contains it, so every file would count as "
+                "already handled; choose a folder outside it (or a subfolder of it)."
+            )
 
 
 def _inside(path: Path, folder: str | None) -> bool:
@@ -126,26 +149,36 @@ class WatchService(BackgroundService):
             if _inside(candidate, folder.move_to) or _inside(candidate, folder.output_dir):
                 continue
             try:
-                stat = os.stat(path)
-            except OSError:
-                continue  # vanished since the listing
-            present.add(path)
-            seen = known.get(path)
-            if seen is None:
-                self.store.automation.note_watch_file(folder.id, path, stat.st_size, stat.st_mtime, now, WatchFileState.SETTLING)
-                continue
-            if seen.size_bytes != stat.st_size or seen.mtime != stat.st_mtime:
-                # Still growing, or a new version of a file handled before: settle again.
-                self.store.automation.update_watch_file(
-                    seen.id, size_bytes=stat.st_size, mtime=stat.st_mtime, changed_at=now,
-                    state=WatchFileState.SETTLING if seen.state != WatchFileState.QUEUED else seen.state,
-                )
-                continue
-            if seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING) and now - seen.changed_at >= self.settle_seconds:
-                self._take(folder, seen, report)
+                if self._look_at(folder, path, known.get(path), now, report):
+                    present.add(path)
+            except StoreError:
+                raise
+            except Exception:  # one odd file must never stop the others from being taken
+                log.exception("watch folder %s: %s could not be looked at", folder.path, shown(path))
+                present.add(path)
         for path, seen in known.items():
             if path not in present and seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING):
                 self.store.automation.forget_watch_file(seen.id)  # gone before it was taken (a renamed temporary file)
+
+    def _look_at(self, folder: WatchFolder, path: str, seen: WatchFile | None, now: float, report: ScanReport) -> bool:
+        """Note a file, follow its growth, take it once it settled; False if it vanished since the listing."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        if seen is None:
+            self.store.automation.note_watch_file(folder.id, path, stat.st_size, stat.st_mtime, now, WatchFileState.SETTLING)
+            return True
+        if seen.size_bytes != stat.st_size or seen.mtime != stat.st_mtime:
+            # Still growing, or a new version of a file handled before: settle again.
+            self.store.automation.update_watch_file(
+                seen.id, size_bytes=stat.st_size, mtime=stat.st_mtime, changed_at=now,
+                state=WatchFileState.SETTLING if seen.state != WatchFileState.QUEUED else seen.state,
+            )
+            return True
+        if seen.state in (WatchFileState.SETTLING, WatchFileState.WAITING) and now - seen.changed_at >= self.settle_seconds:
+            self._take(folder, seen, report)
+        return True
 
     def _take(self, folder: WatchFolder, seen: WatchFile, report: ScanReport) -> None:
         """Queue a settled file by the folder's rule, or say why not."""

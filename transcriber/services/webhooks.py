@@ -1,31 +1,41 @@
 """Webhook deliveries: sign, POST and retry the events the store put in its outbox.
 
 The engine never waits for a receiver: status changes only add rows to the outbox, and a
-``WebhookDispatcher`` sends them from a thread of its own, with a timeout per request.
+``WebhookDispatcher`` sends them from threads of their own: one sender per endpoint, so
+a receiver that is slow (or never answers) delays only its own deliveries. Each request
+is bounded as a whole (connecting, sending and every byte of the answer) by the timeout,
+and redirects are never followed (a POST turned into a GET would be logged as delivered).
 A delivery that meets a network error, a timeout, a 5xx (or 408/425/429) is tried again
-with exponential back-off until ``RetryPolicy`` gives up; any other 4xx ends it at once.
-Every attempt is logged in the store. Since the outbox is in the database, a delivery
-left pending when the app stops is sent by the next process that serves the data folder.
+with exponential back-off until ``RetryPolicy`` gives up; a 3xx or any other 4xx ends it
+at once. Every attempt is logged in the store, credentials in URLs never. Since the outbox
+is in the database, a delivery left pending when the app stops is sent by the next
+process that serves the data folder.
 
 Receivers verify ``X-Transcriber-Signature`` = ``sha256=`` + hex HMAC-SHA256, keyed with
 the endpoint's secret, of ``X-Transcriber-Timestamp + "." + body``; refusing old
-timestamps refuses replays.
+timestamps refuses replays. The Standard Webhooks headers (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``) are sent too, so receivers can verify with
+that spec's libraries.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import http.client
+import io
 import json
 import logging
 import secrets
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
 from ..background import BackgroundService
@@ -42,6 +52,7 @@ DELIVERY_HEADER = "X-Transcriber-Delivery"
 INCLUDES = ("text", "files")
 # Answers worth trying again: the receiver is overloaded or asks us to slow down.
 RETRYABLE_4XX = (408, 425, 429)
+STANDARD_SECRET_PREFIX = "whsec_"
 
 
 def new_secret() -> str:
@@ -78,13 +89,51 @@ def parse_events(text: str | None) -> tuple[str, ...]:
 
 
 def check_url(url: str) -> str:
-    """Raises: AutomationError: not an http(s) URL."""
-    from urllib.parse import urlparse
+    """The URL, checked the way the sender will parse it.
 
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise AutomationError(f"{url!r} is not an http:// or https:// URL.")
-    return url.strip()
+    Raises:
+        AutomationError: not an http(s) URL with a host, a port that is not a number, or
+            spaces or control characters (which no HTTP request line may hold).
+    """
+    url = url.strip()
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise AutomationError(f"{redacted(url)!r} holds a space or a control character; encode it (%20) or remove it.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AutomationError(f"{redacted(url)!r} is not an http:// or https:// URL with a host.")
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise AutomationError(f"{redacted(url)!r} has a port that is not a number from 0 to 65535.") from None
+    return url
+
+
+def redacted(url: str) -> str:
+    """``url`` without the password (or token) of its ``user:pass@`` part: what logs and lists may show."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def standard_signature(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
+    """The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
+
+    A secret in that spec's ``whsec_<base64>`` form is keyed with its decoded bytes, any
+    other secret with its UTF-8 bytes.
+    """
+    key = secret.encode()
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        try:
+            key = base64.b64decode(secret[len(STANDARD_SECRET_PREFIX):], validate=True)
+        except (binascii.Error, ValueError):
+            pass  # not valid base64: the whole text is the key, like any other secret
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
 @dataclass(frozen=True)
@@ -149,24 +198,86 @@ class PostResult:
     duration_seconds: float
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reader that never waits past one deadline, however slowly the bytes drip in."""
+
+    def __init__(self, sock, raw: io.RawIOBase, deadline: float):
+        super().__init__()
+        self._sock = sock
+        self._raw = raw  # the socket's own reader: it keeps the socket open while the answer is read
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the receiver did not answer in time")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _connection(parts, timeout: float, deadline: float) -> http.client.HTTPConnection:
+    class Response(http.client.HTTPResponse):
+        def __init__(self, sock, *args, **kwargs):
+            super().__init__(sock, *args, **kwargs)
+            self.fp = io.BufferedReader(_DeadlineReader(sock, self.fp.detach(), deadline))
+
+    if parts.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    connection.response_class = Response
+    return connection
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
-    """POST once; a status code for any HTTP answer, an error text for anything else."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST once, bounded as a whole by ``timeout``; never follows a redirect.
+
+    Returns:
+        The status code of any HTTP answer (a 3xx with its ``Location`` as the error), or
+        an error text for anything else (refused, reset, timed out, malformed URL).
+    """
     started = time.monotonic()
+    deadline = started + timeout
+    connection = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read(65536)
-            return PostResult(response.status, None, time.monotonic() - started)
-    except urllib.error.HTTPError as error:
-        return PostResult(error.code, None, time.monotonic() - started)
-    except urllib.error.URLError as error:
-        return PostResult(None, str(error.reason), time.monotonic() - started)
-    except (OSError, ValueError) as error:  # timeouts, resets, malformed URLs
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = dict(headers)
+        if parts.username is not None:  # user:pass@host: HTTP basic authentication, as curl sends it
+            credentials = f"{parts.username}:{parts.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        connection = _connection(parts, timeout, deadline)
+        connection.connect()
+        connection.sock.settimeout(max(0.001, deadline - time.monotonic()))  # sending counts against the same deadline
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        while response.read(65536) and time.monotonic() < deadline:
+            pass  # the answer's body is not used; reading it lets the connection end cleanly
+        if 300 <= response.status < 400:
+            location = response.getheader("Location") or "no Location"
+            error = f"redirected ({response.status}) to {redacted(location)}; a POST is never re-sent elsewhere"
+            return PostResult(response.status, error, time.monotonic() - started)
+        return PostResult(response.status, None, time.monotonic() - started)
+    except TimeoutError:
+        return PostResult(None, f"timed out: no complete answer within {timeout:g} s", time.monotonic() - started)
+    except (OSError, ValueError, http.client.HTTPException) as error:  # refused, reset, TLS, malformed URL
         return PostResult(None, str(error) or type(error).__name__, time.monotonic() - started)
+    finally:
+        if connection is not None:
+            connection.close()
 
 
 def classify(result: PostResult) -> str:
-    """``delivered``, ``retry`` or ``failed`` (a 4xx that waiting will not fix)."""
+    """``delivered``, ``retry`` or ``failed`` (a 3xx or 4xx that waiting will not fix)."""
     code = result.status_code
     if code is not None and 200 <= code < 300:
         return "delivered"
@@ -176,15 +287,17 @@ def classify(result: PostResult) -> str:
 
 
 class WebhookDispatcher(BackgroundService):
-    """Sends due deliveries from the store's outbox; ``start`` runs it on a thread of its own.
+    """Sends due deliveries from the store's outbox; ``start`` runs one sender thread per endpoint.
 
     Args:
-        store: the JobStore of the data folder.
+        store: the data folder's Store.
         policy: retries and back-off (default: from the settings, read at each attempt).
-        timeout: seconds allowed per request (default: the ``webhook_timeout_seconds`` setting).
-        poll_seconds: how often the thread looks for due deliveries when idle.
-        poster: sends one request (tests may pass their own; the default is urllib).
+        timeout: seconds allowed per request, as a whole (default: the ``webhook_timeout_seconds`` setting).
+        poll_seconds: how often the threads look for due deliveries when idle.
+        poster: sends one request (tests may pass their own; the default is ``post``).
     """
+
+    name = "webhooks"
 
     def __init__(
         self,
@@ -201,12 +314,17 @@ class WebhookDispatcher(BackgroundService):
         self.timeout = timeout
         self.interval = poll_seconds
         self.poster = poster
+        self._senders: dict[int, _EndpointSender] = {}
 
     # --------------------------------------------------------- synchronous
 
-    def deliver_due(self, now: float | None = None, stop: threading.Event | None = None) -> int:
-        """Attempt every delivery due at ``now`` once (until ``stop`` is set); returns how many were attempted."""
-        due = self.store.automation.due_deliveries(now if now is not None else time.time())
+    def deliver_due(self, now: float | None = None, stop: threading.Event | None = None, endpoint_id: int | None = None) -> int:
+        """Attempt every delivery due at ``now`` once (until ``stop`` is set); returns how many were attempted.
+
+        Args:
+            endpoint_id: only that endpoint's deliveries (a sender thread's share).
+        """
+        due = self.store.automation.due_deliveries(now if now is not None else time.time(), endpoint_id=endpoint_id)
         for delivery in due:
             if stop is not None and stop.is_set():
                 break
@@ -214,26 +332,36 @@ class WebhookDispatcher(BackgroundService):
         return len(due)
 
     def attempt(self, delivery: Delivery, *, retry: bool = True) -> DeliveryAttempt:
-        """POST one delivery and log the attempt; returns the logged attempt."""
-        body = delivery.body
-        if body is None:
-            body = build_body(delivery, self.store)
-            self.store.automation.freeze_body(delivery.id, body)
-            body = self.store.automation.get_delivery(delivery.id).body or body
-        raw = body.encode("utf-8")
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": f"transcriber/{__version__}",
-            EVENT_HEADER: delivery.event,
-            DELIVERY_HEADER: str(delivery.id),
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(delivery.secret, timestamp, raw),
-        }
-        settings = self.store.settings.read()
-        policy = self.policy or RetryPolicy.from_settings(settings)
+        """POST one delivery and log the attempt; returns the logged attempt.
+
+        Whatever goes wrong with this one delivery (its body, its URL, the receiver) is
+        logged as its attempt's error; nothing reaches the other deliveries.
+        """
         attempted_at = time.time()
-        result = self.poster(delivery.url, raw, headers, self.timeout or settings.webhook_timeout_seconds)
+        try:
+            raw = self._body(delivery).encode("utf-8")
+            timestamp = str(int(attempted_at))
+            message_id = f"msg_{delivery.id}"
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": f"transcriber/{__version__}",
+                EVENT_HEADER: delivery.event,
+                DELIVERY_HEADER: str(delivery.id),
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(delivery.secret, timestamp, raw),
+                "webhook-id": message_id,
+                "webhook-timestamp": timestamp,
+                "webhook-signature": standard_signature(delivery.secret, message_id, timestamp, raw),
+            }
+            settings = self.store.settings.read()
+            policy = self.policy or RetryPolicy.from_settings(settings)
+            result = self.poster(delivery.url, raw, headers, self.timeout or settings.webhook_timeout_seconds)
+        except StoreError:
+            raise
+        except Exception as error:  # a body that cannot be built, a URL the sender cannot take
+            log.exception("webhook delivery %d could not be sent", delivery.id)
+            policy = self.policy or RetryPolicy()
+            result = PostResult(None, f"could not be sent: {type(error).__name__}: {error}", 0.0)
         outcome = classify(result)
         next_at = None
         if outcome == "retry":
@@ -243,7 +371,7 @@ class WebhookDispatcher(BackgroundService):
         log.info(
             "webhook %s %s (delivery %d, attempt %d): %s",
             delivery.event,
-            delivery.url,
+            redacted(delivery.url),
             delivery.id,
             delivery.attempts + 1,
             result.status_code or result.error,
@@ -272,6 +400,14 @@ class WebhookDispatcher(BackgroundService):
             outcome=outcome,
         )
 
+    def _body(self, delivery: Delivery) -> str:
+        """The delivery's body, built and frozen at its first attempt so every retry sends the same bytes."""
+        if delivery.body is not None:
+            return delivery.body
+        body = build_body(delivery, self.store)
+        self.store.automation.freeze_body(delivery.id, body)
+        return self.store.automation.get_delivery(delivery.id).body or body
+
     def send_test(self, webhook_id: int) -> DeliveryAttempt:
         """Send a ``webhook.test`` event to one endpoint now (once, no retries) and return the logged attempt."""
         now = time.time()
@@ -298,24 +434,57 @@ class WebhookDispatcher(BackgroundService):
         due = self.store.automation.next_delivery_due()
         return due is None or due > time.time() + within
 
-    # ------------------------------------------------------------- thread
-
-    name = "webhooks"
+    # ------------------------------------------------------------- threads
 
     def step(self) -> bool:
+        """Keep one sender per endpoint that has deliveries due, and wake them."""
         try:
-            return self.deliver_due(stop=self._stop) > 0
+            endpoints = self.store.automation.endpoints_with_due_deliveries(time.time())
         except StoreError as error:
             log.warning("webhook deliveries paused: %s", error)
             return False
+        for endpoint_id in endpoints:
+            sender = self._senders.get(endpoint_id)
+            if sender is None:
+                sender = self._senders[endpoint_id] = _EndpointSender(self, endpoint_id)
+                sender.start()
+            sender.wake()
+        return False
 
     def stop(self, timeout: float | None = 2.0) -> bool:
-        """Stop after the request in flight, waiting for it at most ``timeout`` seconds.
+        """Stop after the requests in flight, waiting for them at most ``timeout`` seconds.
 
         Quitting never waits for a slow receiver: an attempt still in flight then is not
         logged and is made again by the next process (delivery is at least once).
         """
-        return super().stop(timeout)
+        stopped = super().stop(timeout)
+        for sender in list(self._senders.values()):
+            sender.request_stop()
+        for sender in list(self._senders.values()):
+            stopped = sender.stop(timeout) and stopped
+        self._senders.clear()
+        return stopped
 
     def cleanup(self) -> None:
         self.store.close()  # this thread's connection
+
+
+class _EndpointSender(BackgroundService):
+    """Delivers one endpoint's due deliveries, in order, on a thread of its own."""
+
+    def __init__(self, dispatcher: WebhookDispatcher, endpoint_id: int):
+        super().__init__()
+        self.name = f"webhooks-{endpoint_id}"
+        self.interval = dispatcher.interval
+        self._dispatcher = dispatcher
+        self._endpoint_id = endpoint_id
+
+    def step(self) -> bool:
+        try:
+            return self._dispatcher.deliver_due(stop=self._stop, endpoint_id=self._endpoint_id) > 0
+        except StoreError as error:
+            log.warning("webhook deliveries paused: %s", error)
+            return False
+
+    def cleanup(self) -> None:
+        self._dispatcher.store.close()  # this thread's connection

@@ -220,17 +220,29 @@ class AutomationPart(StorePart):
         Delivery_ = self.m.Delivery
         return self._deliveries(Delivery_.job_id == job_id if job_id is not None else Delivery_.id > 0)
 
-    @translating
-    def due_deliveries(self, now: float, limit: int = 20) -> list[Delivery]:
-        """Pending deliveries whose next attempt is due, oldest due first."""
+    def _due(self, now: float):
         Delivery_ = self.m.Delivery
-        return self._deliveries(
+        return (
             (Delivery_.state == DeliveryState.PENDING.value)
             & Delivery_.next_attempt_at.is_null(False)
-            & (Delivery_.next_attempt_at <= now),
-            (Delivery_.next_attempt_at, Delivery_.id),
-            limit,
+            & (Delivery_.next_attempt_at <= now)
         )
+
+    @translating
+    def due_deliveries(self, now: float, limit: int = 20, endpoint_id: int | None = None) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due (of one endpoint, or all), oldest due first."""
+        Delivery_ = self.m.Delivery
+        condition = self._due(now)
+        if endpoint_id is not None:
+            condition &= Delivery_.webhook == endpoint_id
+        return self._deliveries(condition, (Delivery_.next_attempt_at, Delivery_.id), limit)
+
+    @translating
+    def endpoints_with_due_deliveries(self, now: float) -> list[int]:
+        """Ids of the endpoints that have a delivery due at ``now``."""
+        Delivery_ = self.m.Delivery
+        query = Delivery_.select(Delivery_.webhook).where(self._due(now)).distinct().tuples()
+        return sorted(endpoint_id for (endpoint_id,) in query)
 
     @translating
     def next_delivery_due(self) -> float | None:
