@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .export import parse_formats
+from .languages import CODES as LANGUAGE_CODES
+from .languages import why_not_a_language
 
 PRESETS = ("fast", "balanced", "accurate")
 # The most decode streams (and jobs per user) one machine may be asked for; beyond it a
@@ -60,6 +62,13 @@ def parse_format_list(value: str) -> str:
     return ",".join(parse_formats(value, allow_empty=True))
 
 
+def parse_language(value: str) -> str:
+    code = str(value).strip().lower()
+    if code and code not in LANGUAGE_CODES:
+        raise ValueError(f"not a language code: {why_not_a_language(code)}")
+    return code
+
+
 def parse_preset(value: str) -> str:
     lowered = str(value).strip().lower()
     if lowered not in PRESETS:
@@ -98,7 +107,7 @@ class Settings:
     workers: int = declare(default_workers, whole_number(1, MAX_STREAMS),
                            "decode streams at once on this machine (jobs, or parts of a long job)")
     model: str = declare("tiny.en", parse_text, "default model: tiny.en (embedded), base, a folder, or a faster-whisper name")
-    language: str = declare("", parse_text, "default language code (empty: detect)")
+    language: str = declare("", parse_language, "default language code (empty: detect)")
     preset: str = declare("balanced", parse_preset, "speed/accuracy preset: fast, balanced or accurate")
     word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")
     export_dir: str = declare("", parse_text, "folder for automatic exports (empty: the data folder's transcripts/)")

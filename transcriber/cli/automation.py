@@ -160,6 +160,7 @@ def cmd_watch(app, args) -> int:
             raise AutomationError(str(error)) from None
         output_dir = str(Path(args.output).expanduser().absolute()) if args.output else None
         check_rule(str(folder), output_dir, move_to)
+        app.engine.default_options(model=args.model, language=args.language)  # a language the model cannot do is refused now
         added = store.automation.add_watch_folder(
             str(folder),
             user=user_of(args),

@@ -20,7 +20,7 @@ from ..config import DECLARED, format_value
 from ..display import shown
 from ..errors import TranscriberError
 from ..export import render
-from ..jobs import ACTIVE_STATUSES, Job, JobStatus
+from ..jobs import ACTIVE_STATUSES, Job, JobStatus, WaitingState
 from ..reports.stats import STATS_TABLES, stats_csv, stats_document
 from ..timefmt import iso_local
 from .common import (
@@ -159,11 +159,27 @@ def cmd_transcribe(app, args) -> int:
         return EXIT_FAILED
     with interruptible() as stop:
         waited = wait_for(app, job_ids, Progress(), stop, waiting_ids)
+    jobs = {job.id: job for job in waited.jobs}
     output = Path(args.output)
-    for job in waited.jobs:
+    # One transcript per file asked for, in the order given, named after that file (two
+    # copies of one recording share a job, not a transcript name).
+    written: list[Path] = []
+    for result in results:
+        if result.refusal:
+            continue
+        entry = app.store.backlog.get(result.waiting.id) if result.waiting else None
+        if entry is not None and entry.state is WaitingState.REFUSED:
+            print(f"failed: {shown(entry.file_name)}: {entry.message}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        job = jobs.get(result.job.id if result.job else entry.job_id if entry else None)
+        if job is None:
+            continue
         if job.status is JobStatus.COMPLETED:
             try:
-                for path in app.engine.export(job.id, args.format, output, overwrite=args.overwrite):
+                for path in app.engine.export(job.id, args.format, output, overwrite=args.overwrite,
+                                              named_after=result.path, keep=written):
+                    written.append(path)
                     print(shown(path))
             except TranscriberError as error:
                 print(f"error: {error}", file=sys.stderr)

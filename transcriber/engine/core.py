@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Collection, Iterable, NamedTuple, Sequence
 
 from ..audio.decode import format_clock
 from ..config import Settings
@@ -30,6 +30,7 @@ from ..jobs import Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, Wai
 from ..store import Store
 from . import estimates, intake, scheduler
 from .execution import PartContext, PartRun
+from ..languages import check_language, check_model_language
 from ..limits import Limits, queue_refusal
 from .listener import EngineListener
 from .models import ModelPool
@@ -130,13 +131,20 @@ class Engine:
     def default_options(
         self, *, model: str | None = None, language: str | None = None, settings: Settings | None = None
     ) -> JobOptions:
+        """The options for new jobs: ``model`` and ``language`` where given, the settings for the rest.
+
+        Raises:
+            ConfigError: an unknown language, or a language the model cannot transcribe.
+        """
         settings = settings or self.read_settings()
-        return JobOptions(
+        options = JobOptions(
             model=model or settings.model,
-            language=(language if language is not None else settings.language) or None,
+            language=check_language(language if language is not None else settings.language),
             preset=settings.preset,
             word_timestamps=settings.word_timestamps,
         )
+        check_model_language(options.model, options.language)
+        return options
 
     def export_dir(self, settings: Settings | None = None) -> Path:
         configured = (settings or self.read_settings()).export_dir
@@ -558,18 +566,32 @@ class Engine:
         job = self.store.jobs.require_job(job_id)
         return Transcript(job=job, segments=tuple(self.store.transcripts.segments(job_id)))
 
-    def export(self, job_id: int, formats: Sequence[str], destination: Path, *, overwrite: bool = False) -> list[Path]:
+    def export(
+        self,
+        job_id: int,
+        formats: Sequence[str],
+        destination: Path,
+        *,
+        overwrite: bool = False,
+        named_after: str | None = None,
+        keep: Collection[Path] = (),
+    ) -> list[Path]:
         """Export a job's transcript (complete, or what exists of a failed or unfinished one) into a folder.
 
         A file there that transcriber did not write for this job (or that was changed since)
         is kept, and the export takes a numbered name, unless ``overwrite`` (see ``export.claim_target``).
+        ``named_after``: the file to name the exports after (default: the job's source); ``keep``:
+        files written for other files of the same batch, never replaced.
 
         Raises:
             ExportRefused: ``destination`` is not a folder.
             TranscriberError: the folder cannot be written.
         """
         transcript = self.transcript(job_id)
-        written = export_transcript(transcript, formats, destination, overwrite=overwrite, previous=transcript.job.exports)
+        written = export_transcript(
+            transcript, formats, destination, overwrite=overwrite, previous=transcript.job.exports, named_after=named_after,
+            keep=keep,
+        )
         self.store.jobs.record_exports(job_id, [written_file(path) for path in written])
         return written
 

@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from ..errors import TranscriberError
 from ..jobs import ExportedFile, Transcript
@@ -102,6 +102,7 @@ def claim_target(
     previous: Sequence[ExportedFile] = (),
     overwrite: bool = False,
     numbered: bool = True,
+    keep: Collection[Path] = (),
 ) -> Path:
     """Where an export meant for ``path`` may be written (see the module docstring).
 
@@ -110,24 +111,40 @@ def claim_target(
         previous: files written earlier for the same job: replaced if nobody changed them.
         overwrite: the user asked to replace an existing regular file.
         numbered: when ``path`` is taken, use a numbered name (a folder export) instead of refusing.
+        keep: files just written for another file of the same batch: never replaced.
 
     Raises:
         ExportRefused: the target must not be written and no other name may be chosen.
     """
     path = Path(path)
-    if not os.path.lexists(path):
-        return path
-    if _is_source(path, source_path):
-        if numbered:
-            return unique_path(path)
-        raise ExportRefused(f"{path} is the recording being transcribed; transcriber never writes over it.")
-    info = os.lstat(path)
-    regular = stat.S_ISREG(info.st_mode)
-    if regular and (overwrite or any(_unchanged(written, path) for written in previous)):
+    kept = {os.path.abspath(item) for item in keep}
+
+    def usable(candidate: Path, asked: bool) -> bool:
+        if os.path.abspath(candidate) in kept:
+            return False
+        if not os.path.lexists(candidate):
+            return True
+        if _is_source(candidate, source_path):
+            return False
+        info = os.lstat(candidate)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        return (asked and overwrite) or any(_unchanged(written, candidate) for written in previous)
+
+    if usable(path, asked=True):
         return path
     if numbered:
-        return unique_path(path)
-    if not regular:
+        stem, suffix = os.path.splitext(path.name)
+        number = 2
+        while True:
+            candidate = path.with_name(fitting_name(f"{stem} ({number}){suffix}"))
+            if usable(candidate, asked=False):
+                return candidate
+            number += 1
+    if _is_source(path, source_path):
+        raise ExportRefused(f"{path} is the recording being transcribed; transcriber never writes over it.")
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else ("a link" if stat.S_ISLNK(info.st_mode) else "not a regular file")
         raise ExportRefused(f"{path} is {kind}; transcriber writes transcripts only to new or regular files.")
     raise ExportRefused(
@@ -169,6 +186,8 @@ def export_transcript(
     *,
     overwrite: bool,
     previous: Sequence[ExportedFile] = (),
+    named_after: str | None = None,
+    keep: Collection[Path] = (),
 ) -> list[Path]:
     """Write ``transcript`` in each format into the folder ``destination`` (see ``claim_target``).
 
@@ -176,6 +195,9 @@ def export_transcript(
         overwrite: replace existing regular files (the user asked); otherwise a file that
             transcriber did not write for this job is kept and the new one gets a numbered name.
         previous: what was written for this job before (``Job.exports``).
+        named_after: the file the exports are named after (default: the job's source; a
+            copy of it given to ``transcribe`` gets its transcript under its own name).
+        keep: files written for other files of the same batch, never replaced.
 
     Returns:
         The paths written.
@@ -189,10 +211,11 @@ def export_transcript(
     written = []
     for fmt in formats:
         target = claim_target(
-            destination / output_name(transcript.job.source_path, fmt),
+            destination / output_name(named_after or transcript.job.source_path, fmt),
             source_path=transcript.job.source_path,
             previous=previous,
             overwrite=overwrite,
+            keep=keep,
         )
         write_atomic(target, render(fmt, transcript))
         written.append(target)

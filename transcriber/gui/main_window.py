@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._refreshing = False
         self._adding = 0
+        self._waiting_for_room = 0  # files in the backlog, as of the last refresh
         self._transcripts: dict[int, QWidget] = {}
         self._stats = None
         self._record_dialog = None
@@ -321,12 +322,19 @@ class MainWindow(QMainWindow):
         engine, user = self.app.engine, self.user
         self._adding += 1
         self._show_activity()
-        self.tasks.run(lambda: engine.add(paths, user=user), self._on_added, self._on_add_failed)
+        # Files past the queue limit wait for room: a person asked for every one of them.
+        self.tasks.run(lambda: engine.add(paths, user=user, wait_for_room=True), self._on_added, self._on_add_failed)
 
     def _on_added(self, results: list[IntakeResult]) -> None:
         self._adding -= 1
         self._show_activity()
-        self.notices.add_many([str(result.refusal) for result in results if result.refusal is not None])
+        self.notices.withdraw(result.path for result in results if result.accepted)
+        self.notices.add_many([(str(result.refusal), result.path) for result in results if result.refusal is not None])
+        waiting = sum(1 for result in results if result.waiting is not None)
+        if waiting:
+            self.statusBar().showMessage(
+                f"Your queue is full: {waiting} file{'s wait' if waiting != 1 else ' waits'} for room and will be "
+                "queued in order as jobs start.", 10000)
         for result in results:
             if result.job is not None:
                 self.model.update_job(result.job)
@@ -463,8 +471,8 @@ class MainWindow(QMainWindow):
         def work():
             written, problems = [], []
             for job_id in job_ids:
-                try:
-                    written += engine.export(job_id, formats, folder, overwrite=True)
+                try:  # an existing file that transcriber did not write keeps its name; the export gets "name (2)"
+                    written += engine.export(job_id, formats, folder)
                 except TranscriberError as error:
                     problems.append(str(error))
             return written, problems
@@ -556,13 +564,14 @@ class MainWindow(QMainWindow):
 
         def work():
             taken_at = time.time()
-            return engine.with_estimates(store.jobs.list_jobs()), store.settings.read(), taken_at
+            return engine.with_estimates(store.jobs.list_jobs()), store.settings.read(), store.backlog.count_waiting(), taken_at
 
         def done(outcome):
             self._refreshing = False
-            jobs, settings, taken_at = outcome
+            jobs, settings, waiting, taken_at = outcome
             self.model.apply_jobs(jobs, taken_at)
             self.settings = settings
+            self._waiting_for_room = waiting
             self._after_change()
 
         def failed(error):
@@ -576,7 +585,12 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_job_changed(self, job: Job) -> None:
+        row = self.model.row_of(job.id)
+        started = job.status is JobStatus.RUNNING and (row is None or self.model.job_at(row).status is not JobStatus.RUNNING)
         self.model.update_job(job)
+        if started and self.model.row_of(job.id) is not None:
+            # A job that starts below the fold is brought into view (the selection is left alone).
+            self.table.scrollTo(self.model.index(self.model.row_of(job.id), 0), QAbstractItemView.ScrollHint.EnsureVisible)
         self._after_change()
 
     @Slot(object, object)
@@ -591,7 +605,7 @@ class MainWindow(QMainWindow):
 
     def _after_change(self) -> None:
         self._update_actions()
-        summary = summarise(self.model.jobs())
+        summary = summarise(self.model.jobs(), waiting_for_room=self._waiting_for_room)
         if summary != self.summary:
             self.summary = summary
             self._show_summary(summary)

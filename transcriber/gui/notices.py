@@ -39,23 +39,42 @@ class NoticePanel(QFrame):
     def messages(self) -> list[str]:
         return [self._list.item(row).text() for row in range(self._list.count())]
 
-    def add(self, message: str, *, error: bool = True) -> None:
-        self.add_many([message], error=error)
+    def add(self, message: str, *, error: bool = True, about: str | None = None) -> None:
+        self.add_many([(message, about)], error=error)
 
-    def add_many(self, messages: list[str], *, error: bool = True) -> None:
+    def add_many(self, messages: list[str | tuple[str, str | None]], *, error: bool = True) -> None:
+        """Show messages; a message given as ``(text, about)`` concerns the file ``about`` (see ``withdraw``)."""
         if not messages:
             return
         icon = self.style().standardIcon(
             QStyle.StandardPixmap.SP_MessageBoxWarning if error else QStyle.StandardPixmap.SP_MessageBoxInformation
         )
-        for message in messages:
+        for entry in messages:
+            message, about = entry if isinstance(entry, tuple) else (entry, None)
             item = QListWidgetItem(icon, message)
             item.setToolTip(message)
+            item.setData(Qt.ItemDataRole.UserRole, about)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self._list.addItem(item)
         self._list.scrollToBottom()
         self._update_title()
         self.show()
+        self.changed.emit()
+
+    def withdraw(self, abouts) -> None:
+        """Remove the messages about these files (they were accepted since: the message is no longer true)."""
+        abouts = set(abouts)
+        removed = False
+        for row in reversed(range(self._list.count())):
+            if self._list.item(row).data(Qt.ItemDataRole.UserRole) in abouts:
+                self._list.takeItem(row)
+                removed = True
+        if not removed:
+            return
+        if self._list.count():
+            self._update_title()
+        else:
+            self.hide()
         self.changed.emit()
 
     @Slot()

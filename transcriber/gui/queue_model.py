@@ -73,12 +73,17 @@ class QueueSummary:
     completed: int
     audio_left_seconds: float
     finish_at: float | None
+    waiting_for_room: int = 0  # files in the backlog: asked for while the queue was full
 
     @property
     def jobs_left(self) -> int:
         return self.running + self.queued + self.paused
 
     def text(self) -> str:
+        waiting = f" · waiting for room: {self.waiting_for_room}" if self.waiting_for_room else ""
+        return self._jobs_text() + waiting
+
+    def _jobs_text(self) -> str:
         if not self.jobs_left:
             done = f"{self.completed} completed" + (f", {self.failed} failed" if self.failed else "")
             return f"Nothing left to do ({done})." if self.completed or self.failed else "The queue is empty: drop files here."
@@ -95,7 +100,7 @@ class QueueSummary:
         return " · ".join(parts)
 
 
-def summarise(jobs: Iterable[Job]) -> QueueSummary:
+def summarise(jobs: Iterable[Job], waiting_for_room: int = 0) -> QueueSummary:
     """Count jobs by status and add up the audio still to transcribe (paused jobs included)."""
     counts = {status: 0 for status in JobStatus}
     audio_left = 0.0
@@ -114,6 +119,7 @@ def summarise(jobs: Iterable[Job]) -> QueueSummary:
         completed=counts[JobStatus.COMPLETED],
         audio_left_seconds=audio_left,
         finish_at=finish,
+        waiting_for_room=waiting_for_room,
     )
 
 

@@ -39,11 +39,24 @@ def _bar_chart(title: str, categories: list[str], values: list[float], axis_titl
     series.attachAxis(x_axis)
     y_axis = QValueAxis()
     y_axis.setTitleText(axis_title)
-    y_axis.setRange(0, max(values + [0.0]) * 1.2 or 1.0)
-    y_axis.setLabelFormat("%.2g")
+    top = max(values + [0.0]) * 1.15 or 1.0
+    y_axis.setRange(0, top)
+    y_axis.applyNiceNumbers()  # round ticks (0, 5, 10, ...), not 0.38, 0.77, ...
+    # Enough decimals that no two ticks read the same, no more.
+    step = (y_axis.max() - y_axis.min()) / max(1, y_axis.tickCount() - 1)
+    y_axis.setLabelFormat("%.0f" if step >= 1 else "%.1f" if step >= 0.1 else "%.2f")
     chart.addAxis(y_axis, Qt.AlignmentFlag.AlignLeft)
     series.attachAxis(y_axis)
+    if len(categories) > 6:  # many days: slanted labels stay readable instead of overlapping
+        x_axis.setLabelsAngle(-45)
     return chart
+
+
+def _fit_headers(table: QTableWidget) -> None:
+    """Columns at least as wide as their headers (never clipped), the last one taking what is left."""
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
 
 
 class StatsWindow(QWidget):
@@ -60,13 +73,13 @@ class StatsWindow(QWidget):
         self.resize(960, 640)
         self.models_table = QTableWidget(0, 5)
         self.models_table.setHorizontalHeaderLabels(["Model", "Jobs", "Audio (h)", "Mean processing (min)", "Speed (× real time)"])
-        self.models_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        _fit_headers(self.models_table)
         self.models_table.verticalHeader().hide()
         self.models_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.daily_table = QTableWidget(0, 7)
         self.daily_table.setHorizontalHeaderLabels(
             ["Day", "Model", "Completed", "Failed", "Audio (h)", "Speed (× real time)", "Mean wait in queue (min)"])
-        self.daily_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        _fit_headers(self.daily_table)
         self.daily_table.verticalHeader().hide()
         self.daily_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.failures_label = QLabel()

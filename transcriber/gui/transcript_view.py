@@ -347,7 +347,13 @@ class TranscriptWindow(QWidget):
         if not Path(self.job.source_path).exists():
             self.status.setText(f"Cannot play: {self.job.source_path} no longer exists.")
             return
+        from PySide6.QtMultimedia import QMediaDevices
+
         segment = self.model.segment_at(row)
+        if not QMediaDevices.audioOutputs():
+            self.highlight_at(segment.start)  # the segment is still marked; nothing pretends to play
+            self.status.setText("Cannot play: this computer has no audio output (no sound card or sound server).")
+            return
         player = self.player()
         player.setPosition(int(segment.start * 1000))
         player.play()
@@ -411,7 +417,7 @@ class TranscriptWindow(QWidget):
     def export_to(self, formats: Sequence[str], folder: Path) -> None:
         engine, job_id = self.app.engine, self.job.id
         self.tasks.run(
-            lambda: engine.export(job_id, formats, folder, overwrite=True),
+            lambda: engine.export(job_id, formats, folder),
             lambda written: self.status.setText("Exported: " + ", ".join(str(path) for path in written)),
             self._on_error,
         )

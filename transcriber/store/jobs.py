@@ -358,8 +358,10 @@ class JobsPart(StorePart):
 
     @translating
     def pause(self, job_id: int) -> Job:
+        # A paused job has no time left until it is resumed: its estimate goes with it.
         return self._transition(
-            job_id, [JobStatus.QUEUED, JobStatus.RUNNING], "paused", status=JobStatus.PAUSED.value, speed=None
+            job_id, [JobStatus.QUEUED, JobStatus.RUNNING], "paused", status=JobStatus.PAUSED.value, speed=None,
+            eta_seconds=None, estimated_completion=None,
         )
 
     @translating
