@@ -61,7 +61,12 @@ def queue_full(*, user: str, queued_for_user: int, max_queued: int) -> str | Non
 def queue_refusal(*, file_name: str, user: str, queued_for_user: int, max_queued: int) -> str | None:
     """Why ``file_name`` may not be queued for ``user`` now, or None if there is room."""
     reason = queue_full(user=user, queued_for_user=queued_for_user, max_queued=max_queued)
-    return f"{file_name}: refused, {reason}." if reason else None
+    if not reason:
+        return None
+    return (
+        f"{file_name}: refused, {reason}. To queue more, raise the limit (transcriber config set "
+        f"max_queued_per_user N, or Settings), or add with --wait-for-room to queue it as room frees."
+    )
 
 
 def intake_refusal(limits: Limits, *, file_name: str, size_bytes: int, queued_for_user: int, user: str) -> str | None:

@@ -291,7 +291,9 @@ def cmd_export(app, args) -> int:
             raise TranscriberError(f"The transcript could not be written to the output: {error.strerror or error}.") from None
         return EXIT_OK
     target = Path(args.output) if args.output else Path(".")
-    if args.output is None or target.is_dir() or str(args.output).endswith(os.sep):
+    # A folder: one that exists, a path ending in "/", or a new path for several formats.
+    folder = target.is_dir() or str(args.output).endswith(os.sep) or (len(args.format) > 1 and not os.path.lexists(target))
+    if args.output is None or folder:
         paths = app.engine.export(job.id, args.format, target, overwrite=args.overwrite)
     else:
         if len(args.format) > 1:

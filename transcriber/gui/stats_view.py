@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QBarSet, QChart, QChartView, QValueAxis
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPainter
@@ -44,7 +46,8 @@ def _bar_chart(title: str, categories: list[str], values: list[float], axis_titl
     y_axis.applyNiceNumbers()  # round ticks (0, 5, 10, ...), not 0.38, 0.77, ...
     # Enough decimals that no two ticks read the same, no more.
     step = (y_axis.max() - y_axis.min()) / max(1, y_axis.tickCount() - 1)
-    y_axis.setLabelFormat("%.0f" if step >= 1 else "%.1f" if step >= 0.1 else "%.2f")
+    digits = max(0, math.ceil(-math.log10(step) - 1e-9)) if step > 0 else 0
+    y_axis.setLabelFormat(f"%.{digits}f")
     chart.addAxis(y_axis, Qt.AlignmentFlag.AlignLeft)
     series.attachAxis(y_axis)
     if len(categories) > 6:  # many days: slanted labels stay readable instead of overlapping

@@ -58,13 +58,13 @@ class BacklogPart(StorePart):
         warning: str | None,
         options: JobOptions,
     ) -> WaitingFile:
-        """Put a checked file at the end of the backlog; the same file already waiting is not added twice."""
+        """Put a checked file at the end of the backlog; the same file (path and content) already waiting is not added twice."""
         Backlog = self.m.Backlog
         user_id = self._jobs.ensure_user(user)
         with self.db.atomic():
             for row in Backlog.select().where(
                 (Backlog.user == user_id) & (Backlog.content_hash == content_hash)
-                & (Backlog.state == WaitingState.WAITING.value)
+                & (Backlog.source_path == source_path) & (Backlog.state == WaitingState.WAITING.value)
             ):
                 if JobOptions.from_json(row.options) == options:
                     return self.get(row.id)
