@@ -16,16 +16,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transcriber"
 # Layer of each top-level module or subpackage of transcriber/ (higher may import lower).
 LAYERS = {
     "__init__": 0,
-    "errors": 1, "jobs": 1, "records": 1, "timefmt": 1, "display": 1, "filelock": 1, "background": 1,
-    "audio": 2, "export": 2, "reports": 2,
-    "config": 3, "paths": 3,
-    "limits": 4,
-    "store": 5,
-    "engine": 6,
-    "services": 7,
-    "app": 8, "selftest": 8,
-    "cli": 9, "gui": 9,
-    "__main__": 10,
+    "errors": 1,
+    "jobs": 2, "records": 2, "timefmt": 2, "display": 2, "languages": 2, "filelock": 2, "background": 2,
+    "audio": 3, "export": 3, "reports": 3,
+    "config": 4, "paths": 4,
+    "limits": 5,
+    "store": 6,
+    "engine": 7,
+    "services": 8,
+    "app": 9, "selftest": 9,
+    "cli": 10, "gui": 10,
+    "__main__": 11,
 }
 
 

@@ -213,7 +213,7 @@ def test_settings_dialog_round_trips_through_the_store_and_the_cli_sees_it(make_
     gui = make_gui(start=False)
     dialog = SettingsDialog(gui.app.store, gui.window)
     qtbot.addWidget(dialog)
-    assert dialog.value_text("model") == "tiny.en" and dialog.value_text("close_to_tray") == "true"
+    assert dialog.value_text("model") == "auto" and dialog.value_text("close_to_tray") == "true"  # the default
 
     dialog.set_value_text("workers", "lots")
     dialog.set_value_text("max_file_size_mb", "0")

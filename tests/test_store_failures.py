@@ -101,3 +101,38 @@ def test_engine_modules_import_no_widgets():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_transcribe_on_a_disk_that_fills_fails_loudly_and_the_job_continues_later(small_disk, long_speech, tmp_path):
+    """A store that stays unwritable ends `transcribe` with the reason (it used to wait forever); nothing is lost."""
+    import json
+    import sqlite3
+    import sys
+
+    from conftest import REPO, run_cli
+
+    path, _ = long_speech
+    data = small_disk / "data"
+    command = [sys.executable, "-m", "transcriber", "--data-dir", str(data), "transcribe", str(path), "-o", str(tmp_path)]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            with sqlite3.connect(f"file:{data / 'transcriber.db'}?mode=ro", uri=True) as connection:
+                row = connection.execute("SELECT processed_seconds FROM job WHERE id = 1").fetchone()
+        except sqlite3.Error:
+            continue
+        if row and row[0] > 20:
+            break
+    _fill(small_disk)
+    stdout, stderr = running.communicate(timeout=240)
+    assert running.returncode == 1, stderr
+    assert "is full" in stderr and "continue" in stderr and "Traceback" not in stderr
+    (small_disk / "filler.bin").unlink()
+    again = run_cli("transcribe", str(path), "-o", str(tmp_path), data_dir=data, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "continuing job 1" in again.stderr
+    (job,) = json.loads(run_cli("list", "--json", data_dir=data, check=True).stdout)
+    assert job["status"] == "completed"

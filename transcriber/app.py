@@ -53,6 +53,11 @@ class _PrivateLogFile(logging.handlers.RotatingFileHandler):
         descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(descriptor, self.mode, encoding=self.encoding, errors="backslashreplace")
 
+    def handleError(self, record) -> None:  # noqa: N802 (logging's name)
+        # A log that cannot be written (a full disk) must not print tracebacks over the
+        # command's own output: the failure that matters is reported by the store.
+        pass
+
 
 def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
     """Log to a rotating file in the data folder (and to stderr when verbose).

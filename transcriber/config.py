@@ -106,7 +106,10 @@ class Settings:
     max_queued_per_user: int = declare(10, whole_number(1, 100_000), "jobs one user may have waiting in the queue")
     workers: int = declare(default_workers, whole_number(1, MAX_STREAMS),
                            "decode streams at once on this machine (jobs, or parts of a long job)")
-    model: str = declare("tiny.en", parse_text, "default model: tiny.en (embedded), base, a folder, or a faster-whisper name")
+    model: str = declare(
+        "auto", parse_text,
+        "default model: auto (English with tiny.en, other languages with base), tiny.en, base, a folder, or a faster-whisper name",
+    )
     language: str = declare("", parse_language, "default language code (empty: detect)")
     preset: str = declare("balanced", parse_preset, "speed/accuracy preset: fast, balanced or accurate")
     word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")

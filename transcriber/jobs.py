@@ -175,6 +175,7 @@ class Job:
     finished_at: float | None = None
     exported_paths: tuple[str, ...] = field(default_factory=tuple)  # the automatic exports
     exports: tuple[ExportedFile, ...] = field(default_factory=tuple)  # every file written for the job
+    routed_model: str | None = None  # for ``auto``: the model chosen for the language spoken
 
     @property
     def file_name(self) -> str:
@@ -182,7 +183,13 @@ class Job:
 
     @property
     def model(self) -> str:
-        return self.options.model
+        """The model that decodes the job: the one asked for, or, for ``auto``, the one chosen once the language is known."""
+        return self.routed_model or self.options.model
+
+    @property
+    def routed(self) -> bool:
+        """Whether the model and language are settled (always, unless ``auto`` has not chosen yet)."""
+        return self.options.model != "auto" or self.routed_model is not None
 
     @property
     def language(self) -> str | None:

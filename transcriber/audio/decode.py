@@ -284,3 +284,15 @@ class AudioStream:
                 self.damaged_packets += 1
                 continue
             yield from frames
+
+
+def read_seconds(path: str | os.PathLike, start_seconds: float, seconds: float) -> np.ndarray:
+    """Up to ``seconds`` of 16 kHz mono samples from ``start_seconds`` on (a short stretch, read as a stream)."""
+    wanted = int(seconds * SAMPLE_RATE)
+    pieces, total = [], 0
+    for block in AudioStream(path, start_seconds).blocks():
+        pieces.append(block)
+        total += block.size
+        if total >= wanted:
+            break
+    return np.concatenate(pieces)[:wanted] if pieces else np.zeros(0, dtype=np.float32)

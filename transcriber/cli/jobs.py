@@ -140,7 +140,7 @@ def add_parsers(commands) -> None:
 
 def cmd_transcribe(app, args) -> int:
     options = app.engine.default_options(model=args.model, language=args.language)
-    app.models.resolve(options.model)  # an unavailable model fails here, before anything is queued
+    app.models.ensure_available(options.model)  # an unavailable model fails here, before anything is queued
     # A batch asked for by a person waits for room instead of being refused, and a file that
     # already has a job (an earlier run stopped by Ctrl+C, or finished) is not transcribed again.
     results = app.engine.add(args.files, user=user_of(args), options=options, wait_for_room=True, reuse_existing=True)

@@ -12,7 +12,7 @@ from ..audio import recorder
 from ..audio.decode import format_clock
 from ..export import render
 from ..jobs import JobStatus
-from .common import EXIT_FAILED, EXIT_OK, Progress, interruptible, user_of, wait_for
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Progress, interruptible, report_stopped, user_of, wait_for
 
 # How long to wait for the device's first block before saying it is silent (it is not fatal:
 # some devices start slowly, and the recording goes on).
@@ -64,7 +64,7 @@ def cmd_record(app, args) -> int:
 
     if args.transcribe and not args.no_queue:
         # An unavailable model fails now, not after an hour of talking.
-        app.models.resolve(app.engine.default_options(model=args.model, language=args.language).model)
+        app.models.ensure_available(app.engine.default_options(model=args.model, language=args.language).model)
     rec = recorder.Recorder(app.paths.recordings_dir, device=args.device)
     path = rec.start()  # a RecordingError (no device, PortAudio missing, ...) is printed by main
     with interruptible() as stop_asked:
@@ -112,7 +112,7 @@ def _hand_over(app, args, paths: list[Path]) -> int:
         return EXIT_OK
     options = app.engine.default_options(model=args.model, language=args.language)
     if args.transcribe:
-        app.models.resolve(options.model)
+        app.models.ensure_available(options.model)
     results = app.engine.add([str(path) for path in paths], user=user_of(args), options=options)
     status = EXIT_OK
     for result in results:
@@ -127,13 +127,16 @@ def _hand_over(app, args, paths: list[Path]) -> int:
     if not args.transcribe or not job_ids:
         return status
     with interruptible() as stop:
-        jobs = wait_for(app, job_ids, Progress(), stop)
-    for job in jobs:
+        waited = wait_for(app, job_ids, Progress(), stop)
+    for job in waited.jobs:
         if job.status is JobStatus.COMPLETED:
             sys.stdout.write(render("txt", app.engine.transcript(job.id)))
-        else:
+        elif job.status.is_final or not waited.stopped:
             print(f"failed: {job.file_name}: {job.error or job.status.value}", file=sys.stderr)
             status = EXIT_FAILED
+    if waited.stopped:
+        report_stopped(waited)
+        return EXIT_INTERRUPTED
     return status
 
 

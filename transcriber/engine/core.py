@@ -382,6 +382,8 @@ class Engine:
             return []
         for job in recovered:
             log.info("requeued job %d after a store failure", job.id)
+        if recovered:
+            self._store_works()
         return recovered
 
     # ------------------------------------------------------------- claiming
@@ -403,7 +405,8 @@ class Engine:
             except StoreError as error:
                 self._store_trouble(error)
                 return None
-        self._store_failing_since = None  # the store answered
+        if claimed is not None:
+            self._store_works()  # claiming wrote to it
         return claimed
 
     def _claim_next(self) -> Claim | None:
@@ -439,6 +442,10 @@ class Engine:
         self._store_failing_since = self._store_failing_since or now
         self.store_error = str(error)
         self.listener.engine_error(str(error))
+
+    def _store_works(self) -> None:
+        """A write went through: whatever failed before is over (reads alone prove nothing on a full disk)."""
+        self._store_failing_since = None
 
     def store_failing_for(self) -> float:
         """Seconds the store has been failing without a success since (0 when it works)."""
@@ -535,8 +542,10 @@ class Engine:
                 if outcome not in (RunOutcome.PART_DONE, RunOutcome.COMPLETED, RunOutcome.STORE_ERROR):
                     self.store.work.release_part(job.id, part.index)
                 self.store.work.end_run(run_id, outcome)
-            except StoreError:
-                log.exception("could not close run %d of job %d", run_id, job.id)
+                if outcome is not RunOutcome.STORE_ERROR:
+                    self._store_works()
+            except StoreError as error:
+                log.warning("could not close run %d of job %d: %s", run_id, job.id, error)
             final = self._safe_get(job.id) or job
             try:
                 self.refresh_estimates()

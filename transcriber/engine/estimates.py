@@ -32,7 +32,12 @@ def default_speed(model: str) -> float:
 
 
 def expected_speed(model: str, measured: Mapping[str, float]) -> float:
-    """The speed to plan with before a job starts: measured history first, then the default."""
+    """The speed to plan with before a job starts: measured history first, then the default.
+
+    An ``auto`` job whose language is not known yet is planned as English (tiny.en), the most common case.
+    """
+    if model == "auto":
+        model = "tiny.en"
     return measured.get(model) or default_speed(model)
 
 

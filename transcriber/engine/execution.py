@@ -18,14 +18,14 @@ from typing import Callable, Sequence
 
 from ..audio.decode import format_clock
 from ..config import Settings
-from ..errors import AudioError, SourceChanged, StoreError, TranscriberError
+from ..errors import AudioError, ModelUnavailable, SourceChanged, StoreError, TranscriberError
 from ..export import export_transcript, written_file
 from ..jobs import Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
-from . import estimates, intake, parts
+from . import estimates, intake, parts, routing
 from .listener import EngineListener
 from .models import ModelPool
-from .whisper import DecodeRequest, StopDecoding
+from .whisper import DecodedSegment, DecodeRequest, StopDecoding
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,23 @@ class PartContext:
     on_split: Callable[[], None]
 
 
+# The decoder's context when a part continues: as many earlier tokens as the store hands back.
+MAX_PROMPT_TOKENS = 223
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The first window of an ``auto`` job, decoded by tiny.en to choose its model."""
+
+    pieces: tuple[DecodedSegment, ...]
+    next_window: float | None  # where the second window starts; None: the first was the whole file
+    decoding: object  # its Decoding: damaged packets and missing audio, when it was the whole file
+
+    @property
+    def mean_logprob(self) -> float | None:
+        return sum(piece.avg_logprob for piece in self.pieces) / len(self.pieces) if self.pieces else None
+
+
 class PartRun:
     """Decodes one claimed part of a job (see the module docstring)."""
 
@@ -59,14 +76,93 @@ class PartRun:
         problem = intake.source_changed(job.source_path, job.size_bytes, job.mtime, job.content_hash)
         if problem:
             raise SourceChanged(problem)
+        if not job.routed:
+            outcome = self._route()
+            if outcome is not None:
+                return outcome
         models = self.context.models
-        load_settings, model = models.acquire(job.options.model)
+        load_settings, model = models.acquire(self.job.model)
         try:
             backend = self.context.backend_factory(model)
+            if backend.is_multilingual is False and self.job.language not in (None, "en"):
+                raise ModelUnavailable(
+                    f"{self.job.model} transcribes English only, so it cannot transcribe {self.job.language!r}; "
+                    "retry the file with the model base or auto."
+                )
             self._maybe_split(backend)
             return self._decode(backend)
         finally:
             models.release(load_settings)
+
+    # ----------------------------------------------------------- choosing
+
+    def _route(self) -> RunOutcome | None:
+        """Choose the model of an ``auto`` job (see engine/routing.py) and store the choice.
+
+        Returns:
+            How the run ended when the job went on with ``tiny.en`` here (its first window,
+            decoded to choose, is kept), or None when it is to be decoded by another model.
+        """
+        job, models = self.job, self.context.models
+        if job.options.language:
+            self._settle(routing.for_given_language(job.options.language))
+            return None
+        load_settings, model = models.acquire(routing.ENGLISH_MODEL)
+        try:
+            backend = self.context.backend_factory(model)
+            head = self._first_window(backend)
+            if head is None:
+                return RunOutcome.STOPPED
+            logprob = head.mean_logprob
+            if routing.sure_english(logprob):
+                route = routing.Route(routing.ENGLISH_MODEL, "en", f"English (tiny.en sure: {logprob:.2f})")
+            else:
+                route = routing.after_detection(logprob, *self._spoken_language())
+            self._settle(route)
+            if route.model != routing.ENGLISH_MODEL:
+                return None
+            self._maybe_split(backend)
+            return self._decode(backend, head=head)
+        finally:
+            models.release(load_settings)
+
+    def _spoken_language(self) -> tuple[str, float]:
+        load_settings, model = self.context.models.acquire(routing.MULTILINGUAL_MODEL)
+        try:
+            return self.context.backend_factory(model).spoken_language(self.job.source_path)
+        finally:
+            self.context.models.release(load_settings)
+
+    def _settle(self, route: routing.Route) -> None:
+        self.store.jobs.set_route(self.job.id, route.model, route.language)
+        self.job = replace(self.job, routed_model=route.model, detected_language=route.language)
+        log.info("job %d: %s, decoded by %s", self.job.id, route.reason, route.model)
+
+    def _first_window(self, backend) -> _Head | None:
+        """Decode the first window only (what the choice of model looks at); None if a stop was asked meanwhile."""
+        stop, job = self.context.stop, self.job
+        next_window: list[float] = []
+
+        def on_window(window_start: float) -> None:
+            if stop.is_set():
+                raise StopDecoding()
+            if window_start > 0.01:
+                next_window.append(window_start)
+                raise StopDecoding()
+
+        request = DecodeRequest(path=job.source_path, duration_seconds=job.duration_seconds, language="en",
+                                options=replace(job.options, model=routing.ENGLISH_MODEL))
+        decoding = backend.decode(request, on_window=on_window)
+        pieces = []
+        try:
+            pieces.extend(decoding)
+        except StopDecoding:
+            pass
+        except OSError as error:
+            raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
+        if stop.is_set():
+            return None
+        return _Head(tuple(pieces), next_window[0] if next_window else None, decoding)
 
     # ------------------------------------------------------------- splitting
 
@@ -88,12 +184,13 @@ class PartRun:
 
     # -------------------------------------------------------------- decoding
 
-    def _decode(self, backend) -> RunOutcome:
+    def _decode(self, backend, head: _Head | None = None) -> RunOutcome:
+        """Decode the part from its cursor, committing each segment; ``head``: its first window, decoded already."""
         job, part, store, stop = self.job, self.part, self.store, self.context.stop
         prior_speed = estimates.expected_speed(job.model, store.stats.model_speeds())
         start_seconds = part.processed_seconds
         is_last = part.end >= job.duration_seconds - 1e-6
-        prompt = tuple(store.work.recent_tokens(job.id, part.index)) if start_seconds > part.start else ()
+        prompt = tuple(store.work.recent_tokens(job.id, part.index, MAX_PROMPT_TOKENS)) if start_seconds > part.start else ()
         if start_seconds > part.start:
             log.info("job %d part %d continues at %s", job.id, part.index, format_clock(start_seconds))
         started = time.monotonic()
@@ -117,12 +214,32 @@ class PartRun:
                 state["processed"] = processed
             return stored
 
+        def keep(piece: DecodedSegment) -> bool:
+            """Commit one decoded segment; False when the job is no longer running here."""
+            # A part's last window is cut at its end, but timestamps can overshoot it a little.
+            end = min(piece.end, part.end)
+            segment = Segment(index=-1, start=min(piece.start, end), end=end, text=piece.text, words=piece.words)
+            stored = commit([segment], piece.end, [piece.tokens])
+            if stored is None:
+                return False  # paused, cancelled or removed from elsewhere
+            self.context.listener.segments_added(store.jobs.get_job(job.id) or job, stored)
+            return True
+
         def on_window(window_start: float) -> None:
             if stop.is_set():
                 raise StopDecoding()
             if window_start > state["processed"] + 0.01 and commit([], window_start) is None:
                 raise StopDecoding()
 
+        if head is not None:
+            if not all(keep(piece) for piece in head.pieces):
+                return RunOutcome.STOPPED
+            if head.next_window is None:  # the first window was the whole file
+                return self._finish(head.decoding, commit, is_last)
+            if commit([], head.next_window) is None:
+                return RunOutcome.STOPPED
+            start_seconds = state["processed"]
+            prompt = tuple(token for piece in head.pieces for token in piece.tokens)[-MAX_PROMPT_TOKENS:]
         request = DecodeRequest(
             path=job.source_path,
             duration_seconds=job.duration_seconds,
@@ -137,14 +254,7 @@ class PartRun:
         finished = False
         try:
             for piece in decoding:
-                # A part's last window is cut at its end, but timestamps can overshoot it a little.
-                end = min(piece.end, part.end)
-                segment = Segment(index=-1, start=min(piece.start, end), end=end, text=piece.text, words=piece.words)
-                stored = commit([segment], piece.end, [piece.tokens])
-                if stored is None:
-                    break  # paused, cancelled or removed from elsewhere
-                self.context.listener.segments_added(store.jobs.get_job(job.id) or job, stored)
-                if stop.is_set():
+                if not keep(piece) or stop.is_set():
                     break
             else:
                 finished = True
@@ -152,7 +262,14 @@ class PartRun:
             pass
         except OSError as error:
             raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
-        if not finished or commit([], part.end) is None:
+        if not finished:
+            return RunOutcome.STOPPED
+        return self._finish(decoding, commit, is_last)
+
+    def _finish(self, decoding, commit, is_last: bool) -> RunOutcome:
+        """The part was decoded to its end: close it, and the job with its last part."""
+        job, part, store = self.job, self.part, self.store
+        if commit([], part.end) is None:
             return RunOutcome.STOPPED
         if decoding.damaged_packets:
             store.jobs.set_warning(

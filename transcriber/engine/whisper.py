@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..audio.decode import SAMPLE_RATE, AudioStream
+from ..audio.decode import SAMPLE_RATE, AudioStream, read_seconds
 from ..audio.features import HOP, StreamingFeatures
 from ..jobs import JobOptions, Word
 
@@ -53,6 +53,7 @@ class DecodedSegment:
     text: str
     words: tuple[Word, ...] = ()
     tokens: tuple[int, ...] = ()
+    avg_logprob: float = 0.0  # of the window it came from: how sure the decoder was
 
 
 # faster-whisper's own rule for "this window is silence": the model thinks so and is unsure of its text.
@@ -112,6 +113,10 @@ def window_has_speech(audio: np.ndarray) -> bool:
     lose their text.
     """
     return speech_seconds(audio) >= 0.3
+
+
+DETECT_SEARCH_SECONDS = 60.0  # look this far for speech to detect the language on
+DETECT_SPEECH_SECONDS = 10  # of speech: as reliable as a padded 30 s window on the corpus, a fifth of the cost
 
 
 class StopDecoding(Exception):
@@ -191,21 +196,33 @@ class WhisperBackend:
         return bool(self.model.model.is_multilingual)
 
     def detect_language(self, path: str, duration_seconds: float, start_seconds: float = 0.0) -> str:
-        """The language spoken in the 30 seconds from ``start_seconds``."""
-        features = StreamingFeatures(
-            AudioStream(path, start_seconds).blocks(),
-            self.model.feature_extractor,
-            int(round(duration_seconds * SAMPLE_RATE)),
-            int(round(start_seconds * SAMPLE_RATE)),
-        )
-        return self._detect(features, start_seconds, path)
+        """The language spoken from ``start_seconds`` on (see ``spoken_language``)."""
+        return self.spoken_language(path, start_seconds)[0]
 
-    def _detect(self, features: StreamingFeatures, start_seconds: float, path: str) -> str:
-        start_frame = int(round(start_seconds * FRAMES_PER_SECOND))
-        window = features.compute(start_frame, start_frame + self.model.feature_extractor.nb_max_frames)
-        language, probability, _ = self.model.detect_language(features=window)
+    def spoken_language(self, path: str, start_seconds: float = 0.0) -> tuple[str, float]:
+        """The language of the first ``DETECT_SPEECH_SECONDS`` of speech after ``start_seconds``, and its probability.
+
+        Silero VAD finds the speech in the next minute (gain-normalised, so a quiet speaker
+        counts), and the encoder sees that speech unpadded: a fifth of the cost of
+        faster-whisper's padded 30-second window, and a silent or noisy opening does not
+        decide the language.
+        """
+        from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+        audio = read_seconds(path, start_seconds, DETECT_SEARCH_SECONDS)
+        speech = audio
+        if not is_silent(audio):
+            spans = get_speech_timestamps(audio * (0.7 / float(np.max(np.abs(audio)))), VadOptions(threshold=0.4))
+            if spans:
+                speech = np.concatenate(collect_chunks(audio, spans)[0])
+        speech = speech[: DETECT_SPEECH_SECONDS * SAMPLE_RATE]
+        if speech.size < SAMPLE_RATE // 2:
+            speech = audio[: DETECT_SPEECH_SECONDS * SAMPLE_RATE]
+        features = self.model.feature_extractor(speech)[:, : DETECT_SPEECH_SECONDS * FRAMES_PER_SECOND]
+        token, probability = self.model.model.detect_language(self.model.encode(features))[0][0]
+        language = token.strip("<|>")
         log.info("detected language %s (p=%.2f) in %s", language, probability, path)
-        return language
+        return language, float(probability)
 
     def decode(self, request: DecodeRequest, on_window: Callable[[float], None] | None = None) -> Decoding:
         """Start decoding ``request``; segments come out as the returned object is iterated.
@@ -231,7 +248,7 @@ class WhisperBackend:
         if not self.is_multilingual:
             language = "en"
         elif not language:
-            language = self._detect(features, start_seconds, request.path)
+            language = self.spoken_language(request.path, start_seconds)[0]
 
         tokenizer = Tokenizer(model.hf_tokenizer, self.is_multilingual, task=request.options.task, language=language)
         return Decoding(self._segments(request, features, tokenizer, start_seconds), stream, features, language)
@@ -275,5 +292,6 @@ class WhisperBackend:
             for w in (segment.words or ())
         )
         return DecodedSegment(
-            start=float(segment.start), end=float(segment.end), text=segment.text, words=words, tokens=tuple(segment.tokens)
+            start=float(segment.start), end=float(segment.end), text=segment.text, words=words,
+            tokens=tuple(segment.tokens), avg_logprob=float(segment.avg_logprob),
         )

@@ -490,9 +490,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_settings(self) -> None:
+        from ..engine.models import model_choices
         from .settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.app.store, self)
+        dialog = SettingsDialog(self.app.store, self, models=model_choices(self.app.paths.model_cache))
         if dialog.exec():
             self.settings = self.app.store.settings.read()
             self.settings_changed.emit(self.settings)

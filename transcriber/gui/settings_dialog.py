@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ..config import DECLARED, PRESETS, format_value, parse_setting
 from ..errors import ConfigError
 from ..export import FORMATS
+from ..engine.models import ModelChoice
 from ..store import Store
 
 _GROUPS = (
@@ -53,17 +54,18 @@ _LABELS = {
     "webhook_first_retry_seconds": "First retry after (s, then doubling)",
     "webhook_retry_hours": "Give up after (hours)",
 }
-_MODELS = ("tiny.en", "base", "small", "medium", "large-v3")
+_MODELS = ("auto", "tiny.en", "base", "small", "medium", "large-v3")
 _LANGUAGES = ("", "en", "de", "fr", "es", "it", "pt", "nl", "ja", "zh", "ru", "ko")
 
 
 class SettingsDialog(QDialog):
     """Edit settings; OK stores every changed value or shows why one is invalid."""
 
-    def __init__(self, store: Store, parent: QWidget | None = None):
+    def __init__(self, store: Store, parent: QWidget | None = None, models: list[ModelChoice] = ()):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._store = store
+        self._models = list(models) or [ModelChoice(name, True, "") for name in _MODELS]
         self._stored = {key: format_value(value) for key, value in store.settings.read().as_dict().items()}
         self._editors: dict[str, QWidget] = {}
         self._errors: dict[str, QLabel] = {}
@@ -125,11 +127,16 @@ class SettingsDialog(QDialog):
                 editor.boxes[name] = box
                 row.addWidget(box)
             row.addStretch(1)
-        elif key in ("model", "language", "preset"):
+        elif key == "model":
+            editor = QComboBox()
+            editor.setEditable(True)  # a model folder or another faster-whisper name may be typed
+            for choice in self._models:
+                editor.addItem(choice.label, choice.name)
+            self.set_value_text(key, text, editor)
+        elif key in ("language", "preset"):
             editor = QComboBox()
             editor.setEditable(key != "preset")
-            items = {"model": _MODELS, "language": _LANGUAGES, "preset": PRESETS}[key]
-            editor.addItems(list(items))
+            editor.addItems(list({"language": _LANGUAGES, "preset": PRESETS}[key]))
             if key == "language":
                 editor.setItemText(0, "")
                 editor.lineEdit().setPlaceholderText("detect")
@@ -163,19 +170,25 @@ class SettingsDialog(QDialog):
         if isinstance(editor, QCheckBox):
             return "true" if editor.isChecked() else "false"
         if isinstance(editor, QComboBox):
-            return editor.currentText().strip()
+            index = editor.findText(editor.currentText())
+            named = editor.itemData(index) if index >= 0 else None
+            return str(named) if named else editor.currentText().strip()  # a model's label stands for its name
         if hasattr(editor, "boxes"):
             return ",".join(name for name, box in editor.boxes.items() if box.isChecked())
         if hasattr(editor, "line"):
             return editor.line.text().strip()
         return editor.text().strip()
 
-    def set_value_text(self, key: str, text: str) -> None:
-        editor = self._editors[key]
+    def set_value_text(self, key: str, text: str, editor: QWidget | None = None) -> None:
+        editor = editor or self._editors[key]
         if isinstance(editor, QCheckBox):
             editor.setChecked(text == "true")
         elif isinstance(editor, QComboBox):
-            editor.setCurrentText(text)
+            index = editor.findData(text)
+            if index >= 0:
+                editor.setCurrentIndex(index)
+            else:
+                editor.setCurrentText(text)
         elif hasattr(editor, "boxes"):
             for name, box in editor.boxes.items():
                 box.setChecked(name in text.split(","))

@@ -96,11 +96,11 @@ def check_url(url: str) -> str:
             spaces or control characters (which no HTTP request line may hold).
     """
     url = url.strip()
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        raise AutomationError(f"{redacted(url)!r} holds a space or a control character; encode it (%20) or remove it.")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AutomationError(f"{redacted(url)!r} is not an http:// or https:// URL with a host.")
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise AutomationError(f"{redacted(url)!r} holds a space or a control character; encode it (%20) or remove it.")
     try:
         parts.port  # noqa: B018 (parsing it is the check)
     except ValueError:

@@ -59,6 +59,7 @@ class JobsPart(StorePart):
 
     def _to_job(self, row, user_name: str, rank: int | None) -> Job:
         status = JobStatus(row.status)
+        options = JobOptions.from_json(row.options)
         return Job(
             id=row.id,
             user=user_name,
@@ -67,7 +68,7 @@ class JobsPart(StorePart):
             mtime=row.mtime,
             content_hash=row.content_hash,
             duration_seconds=row.duration_seconds,
-            options=JobOptions.from_json(row.options),
+            options=options,
             status=status,
             processed_seconds=row.processed_seconds,
             queue_position=rank if status is JobStatus.QUEUED else None,
@@ -85,6 +86,7 @@ class JobsPart(StorePart):
             finished_at=row.finished_at,
             exported_paths=tuple(json.loads(row.exported_paths)) if row.exported_paths else (),
             exports=tuple(ExportedFile(*item) for item in json.loads(row.exports)) if row.exports else (),
+            routed_model=row.model if row.model != options.model else None,
         )
 
     def _queue_ranks(self) -> dict[int, int]:
@@ -262,6 +264,12 @@ class JobsPart(StorePart):
     def set_detected_language(self, job_id: int, language: str) -> None:
         Job_ = self.m.Job
         Job_.update(detected_language=language).where(Job_.id == job_id).execute()
+
+    @translating
+    def set_route(self, job_id: int, model: str, language: str) -> None:
+        """Settle an ``auto`` job's model and language (its speed history then counts for that model)."""
+        Job_ = self.m.Job
+        Job_.update(model=model, detected_language=language).where(Job_.id == job_id).execute()
 
     def _transition(
         self, job_id: int, allowed: Sequence[JobStatus], action: str, *, event: str | None = None, held: bool = False, **values
