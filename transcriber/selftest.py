@@ -44,6 +44,7 @@ class SelfTestResult:
     load_seconds: float = 0.0
     transcribe_seconds: float = 0.0
     speech_detected: bool = False
+    multilingual: str = ""  # what the multilingual model (other languages) says the sample speaks
     error: str | None = None
 
     @property
@@ -60,6 +61,8 @@ class SelfTestResult:
             return self.error
         if not self.speech_detected:
             return "the voice activity detector found no speech in the sample"
+        if not self.multilingual.startswith("en "):
+            return f"the multilingual model (base) did not hear English in the sample: {self.multilingual or 'nothing'}"
         if len(self.found) < self.required:
             return (
                 f"only {len(self.found)} of {len(self.expected)} expected words were heard "
@@ -121,6 +124,7 @@ def run_self_test(
                 load_seconds=load_seconds,
                 transcribe_seconds=transcribe_seconds,
                 speech_detected=_speech_detected(Path(sample)),
+                multilingual=_multilingual(models, Path(sample)),
                 error=None if job.status is JobStatus.COMPLETED else f"the job ended {job.status.value}: {job.error}",
             )
         except TranscriberError as error:
@@ -131,6 +135,19 @@ def run_self_test(
             models.shutdown()
             store.close()
     return result
+
+
+def _multilingual(models, sample: Path) -> str:
+    """The language the multilingual model hears in the sample, with its probability (``en (p=0.97)``)."""
+    from .engine.routing import MULTILINGUAL_MODEL
+    from .engine.whisper import WhisperBackend
+
+    settings, model = models.acquire(MULTILINGUAL_MODEL)  # joins base into the temporary cache
+    try:
+        language, probability = WhisperBackend(model).spoken_language(str(sample))
+    finally:
+        models.release(settings)
+    return f"{language} (p={probability:.2f})"
 
 
 def _speech_detected(sample: Path) -> bool:
@@ -160,6 +177,7 @@ def report(result: SelfTestResult, version: str, out=sys.stdout, err=sys.stderr)
             file=out,
         )
         print(f"  voice activity detector: {'speech found' if result.speech_detected else 'NO speech found'}", file=out)
+        print(f"  other languages (base): the sample speaks {result.multilingual or '?'}", file=out)
         print(
             f"  time:   {result.audio_seconds:.1f} s of audio transcribed in {result.transcribe_seconds:.1f} s "
             f"({speed:.1f}x real time)",

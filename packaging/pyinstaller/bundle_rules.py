@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 from pathlib import PurePath
 
-# The Qt modules the app imports: the engine (QtCore), the window, its tray icon and SVG
-# icons (QtGui, QtWidgets, QtSvg), audio playback (QtMultimedia), the statistics charts
+# The Qt modules the window imports (nothing else imports Qt): its signals (QtCore), the
+# window, its tray icon and SVG icons (QtGui, QtWidgets, QtSvg), audio playback (QtMultimedia), the statistics charts
 # (QtCharts) and the single-instance socket (QtNetwork's QLocalServer). Every other PySide6
 # module is excluded; tests/test_build_spec.py fails when the code imports one not listed.
 QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtMultimedia", "QtCharts", "QtNetwork")

@@ -95,7 +95,7 @@ class AutomationPart(StorePart):
             "status": row.status,
             "duration_seconds": round(row.duration_seconds, 3),
             "processing_seconds": round(row.processing_seconds, 3),
-            "model": options.model,
+            "model": row.model,  # the model that decodes it (for "auto": the one chosen, once chosen)
             "language": options.language or row.detected_language,
             "error": row.error,
             "created_at": row.created_at,
