@@ -24,6 +24,7 @@ LAYERS = {
     "store": 6,
     "engine": 7,
     "services": 8,
+    "scaleout": 8,
     "app": 9, "selftest": 9,
     "cli": 10, "gui": 10,
     "__main__": 11,

@@ -63,7 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         print("\nNo display found, so the window cannot open; use one of the commands above.", file=sys.stderr)
         return EXIT_USAGE if files else EXIT_OK
-    from .gui.app import run_window  # Qt loads only for the window
+    try:
+        from .gui.app import run_window  # Qt loads only for the window
+    except ImportError as error:
+        if not (error.name or "").startswith("PySide6"):
+            raise
+        print("The window needs PySide6, which is not installed: python3 -m pip install 'transcriber[window]'. "
+              "The commands work without it (transcriber --help).", file=sys.stderr)
+        return EXIT_USAGE
 
     return run_window(files, data_dir, verbose=verbose)
 

@@ -28,6 +28,8 @@ from .errors import EngineBusy, StoreError, TranscriberError
 from .filelock import try_lock
 from .jobs import Job
 from .paths import Paths, resolve_paths
+from .scaleout.coordinator import Coordinator
+from .scaleout.media import MediaError, transport_for
 from .services.watch import WatchService
 from .services.webhooks import WebhookDispatcher
 from .store import Store
@@ -144,15 +146,16 @@ class App:
     services: list[BackgroundService]  # webhook deliveries, watch folders: run while the folder is served
     lock: EngineLock
 
-    def recover(self) -> list[Job]:
+    def recover(self, *, keep_remote: bool = False) -> list[Job]:
         """Reclassify what a dead process left behind; run once, by ``Serving.start``, before any work.
 
         Jobs left running go back to the queue at their place, their parts keep their
         cursors (each continues from its last committed segment) and open runs are closed
         as interrupted; webhooks a process held between a completion and its export are
-        released. Returns the jobs put back.
+        released. With ``keep_remote``, runs that remote workers decode stay open for the
+        coordinator to adopt. Returns the jobs put back.
         """
-        return self.engine.recover()
+        return self.engine.recover(keep_remote=keep_remote)
 
     def close(self) -> None:
         self.models.shutdown()
@@ -186,8 +189,30 @@ class Serving:
 
     def __init__(self, app: App, *, poll_seconds: float = 1.0):
         self.app = app
-        self.runner = EngineRunner(app.engine, poll_seconds=poll_seconds)
+        self.coordinator: Coordinator | None = None
+        self.runner = EngineRunner(app.engine, poll_seconds=poll_seconds, remote_takes_work=self._remote_takes_work)
+        self.remote_problem: str | None = None  # why the redis backend is chosen but not used
         self._started = False
+        settings = app.store.settings.read()
+        if settings.queue_backend == "redis":
+            try:
+                if not settings.redis_url:
+                    raise MediaError("queue_backend is redis but redis_url is empty: transcriber config set redis_url redis://...")
+                _require_scale_out_packages(settings.media_transport)
+                self.coordinator = Coordinator(app.engine, settings.redis_url, media=transport_for(settings),
+                                               run_locally=self.runner.run_here)
+            except MediaError as error:
+                self.remote_problem = f"Remote workers are not used: {error}"
+                log.warning("%s", self.remote_problem)
+
+    def _remote_takes_work(self) -> bool:
+        return self.coordinator is not None and self.coordinator.takes_work()
+
+    def remote_summary(self) -> str | None:
+        """What the remote workers do (``2 remote workers: gpu-box, office-2``), or None with the local backend."""
+        if self.remote_problem:
+            return self.remote_problem
+        return self.coordinator.summary() if self.coordinator is not None else None
 
     @property
     def running(self) -> bool:
@@ -204,7 +229,12 @@ class Serving:
             return []
         self.app.lock.acquire()
         try:
-            recovered = self.app.recover()
+            # Runs that remote workers decode stay theirs when Redis is there to ask;
+            # otherwise they go back to the queue like any run of a dead process.
+            adopt = self.coordinator is not None and self.coordinator.prepare()
+            recovered = self.app.recover(keep_remote=adopt)
+            if adopt:
+                self.coordinator.adopt()
         except Exception:
             self.app.lock.release()
             raise
@@ -212,10 +242,15 @@ class Serving:
             self.app.store.back_up()  # the copy a damaged database's message points to
         except StoreError as error:
             log.warning("%s", error)
+        if self.coordinator is not None:
+            self.coordinator.start()
         self.runner.start()
         for service in self.app.services:
             service.start()
         self._started = True
+        problem = self.remote_problem or (self.coordinator.notice if self.coordinator is not None else None)
+        if problem:
+            self.app.engine.listener.engine_notice(problem)
         return recovered
 
     def is_idle(self) -> bool:
@@ -230,11 +265,24 @@ class Serving:
         if not self._started:
             return True
         self._started = False
+        if self.coordinator is not None:
+            self.coordinator.stop(timeout)  # remote runs stay open: their workers go on
         stopped = self.runner.stop(timeout)
         for service in self.app.services:
             service.stop()
         self.app.lock.release()
         return stopped
+
+
+def _require_scale_out_packages(media_transport: str) -> None:
+    """Raises MediaError naming the extra to install when RQ, redis-py (or boto3 for S3) are missing."""
+    import importlib.util
+
+    needed = ["rq", "redis"] + (["boto3"] if media_transport == "s3" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        extra = "worker,s3" if "boto3" in missing else "worker"
+        raise MediaError(f"{', '.join(missing)} not installed: pip install 'transcriber[{extra}]'")
 
 
 def serve(

@@ -76,6 +76,33 @@ def parse_preset(value: str) -> str:
     return lowered
 
 
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser for one of a few words."""
+
+    def parse(value: str) -> str:
+        lowered = str(value).strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"choose one of {', '.join(choices)}")
+        return lowered
+
+    return parse
+
+
+def parse_redis_url(value: str) -> str:
+    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix://``; empty: none."""
+    text = str(value).strip()
+    if text and text.split("://", 1)[0].lower() not in ("redis", "rediss", "unix") or text.endswith("://"):
+        raise ValueError("expected redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path")
+    return text
+
+
+def parse_http_url(value: str) -> str:
+    text = str(value).strip()
+    if text and not (text.startswith("http://") or text.startswith("https://")):
+        raise ValueError("expected an http:// or https:// address")
+    return text.rstrip("/")
+
+
 def declare(default: Any, parse: Callable[[str], Any], description: str) -> Any:
     """A field of ``Settings``: its default (a value, or a function giving one), parser and description."""
     metadata = {"parse": parse, "description": description}
@@ -124,6 +151,16 @@ class Settings:
         30, whole_number(1, 86400), "wait before a failed webhook delivery's first retry (doubles each time, up to an hour)"
     )
     webhook_retry_hours: int = declare(24, whole_number(1, 30 * 24), "give up a failing webhook delivery after this many hours")
+    queue_backend: str = declare("local", one_of("local", "redis"),
+                                 "local: decode here; redis: send parts to remote workers through RQ on Redis")
+    redis_url: str = declare("", parse_redis_url, "the Redis of the remote workers (redis://user:password@host:port/0)")
+    size_pool_threshold_minutes: int = declare(
+        30, whole_number(1, 24 * 60), "parts this long or longer go to the transcribe-large queue, shorter to transcribe-small"
+    )
+    media_transport: str = declare("shared-folder", one_of("shared-folder", "s3"),
+                                   "how remote workers get the audio: a shared folder, or presigned S3 URLs")
+    s3_endpoint: str = declare("", parse_http_url, "S3-compatible endpoint (empty: AWS); credentials come from the environment")
+    s3_bucket: str = declare("", parse_text, "bucket the audio is uploaded to for remote workers")
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> "Settings":

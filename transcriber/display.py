@@ -1,8 +1,9 @@
-"""File names as text that is safe to print: one line, whatever bytes the name holds."""
+"""Text that is safe to print: file names on one line whatever bytes they hold, addresses without their passwords."""
 
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 
 def shown(text: str | os.PathLike) -> str:
@@ -21,3 +22,15 @@ def shown(text: str | os.PathLike) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def redacted(url: str) -> str:
+    """``url`` without the password (or token) of its ``user:pass@`` part: what logs and lists may show."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

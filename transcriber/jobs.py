@@ -105,6 +105,8 @@ class RunOutcome(str, Enum):
     FAILED = "failed"  # the job failed (its message is on the job)
     STORE_ERROR = "store-error"  # the store could not be written; the part is put back once it can
     INTERRUPTED = "interrupted"  # the process died; closed at the next start-up
+    LOST = "lost"  # its remote worker stopped beating, or Redis went away: the part continues elsewhere
+    EXPIRED = "expired"  # the media URL it was given had expired: sent again with a fresh one
 
     def __str__(self) -> str:
         return self.value
@@ -144,6 +146,20 @@ class RunRecord:
     end_seconds: float
     processing_seconds: float
     outcome: RunOutcome | None
+    queue: str | None = None  # the RQ queue it was sent to; None: decoded by this machine
+    worker: str | None = None  # the remote worker that took it
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """A run handed to a remote worker that has not ended: what the coordinator watches."""
+
+    run_id: int
+    job_id: int
+    part: int
+    queue: str
+    worker: str | None
+    remote_seq: int | None  # the last segment event committed
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ if [ -z "$python" ]; then
   "$python" - "$root/pyproject.toml" > "$out/requirements.txt" <<'EOF'
 import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["packaging"]))
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["window"] + project["optional-dependencies"]["packaging"]))
 EOF
   "$python" -m pip install --quiet --disable-pip-version-check -r "$out/requirements.txt"
 fi

@@ -42,7 +42,7 @@ if [ -z "$python" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   python="$venv/bin/python"
   # The dependencies only: the app itself is taken from this checkout (PYTHONPATH below).
-  "$python" -c 'import sys, tomllib; p = tomllib.load(open(sys.argv[1], "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["packaging"]))' \
+  "$python" -c 'import sys, tomllib; p = tomllib.load(open(sys.argv[1], "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["window"] + p["optional-dependencies"]["packaging"]))' \
     "$root/pyproject.toml" > "$out/requirements-macos.txt"
   "$python" -m pip install --quiet --disable-pip-version-check -r "$out/requirements-macos.txt"
 fi

@@ -19,7 +19,7 @@ $python = Join-Path $venv "Scripts\python.exe"
 Write-Host "== installing the app's dependencies and PyInstaller"
 # The dependencies only: the app itself is taken from this checkout (PYTHONPATH below).
 $requirements = Join-Path $venv "requirements.txt"
-& $python -c "import sys, tomllib; p = tomllib.load(open(sys.argv[1], 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['packaging']))" (Join-Path $root "pyproject.toml") | Set-Content -Encoding utf8 $requirements
+& $python -c "import sys, tomllib; p = tomllib.load(open(sys.argv[1], 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['window'] + p['optional-dependencies']['packaging']))" (Join-Path $root "pyproject.toml") | Set-Content -Encoding utf8 $requirements
 & $python -m pip install --quiet --disable-pip-version-check -r $requirements
 if ($LASTEXITCODE -ne 0) { throw "pip install failed" }
 

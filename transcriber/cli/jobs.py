@@ -17,7 +17,7 @@ from .. import __version__
 from ..app import serve
 from ..audio.decode import format_clock
 from ..config import DECLARED, format_value
-from ..display import shown
+from ..display import redacted, shown
 from ..errors import TranscriberError
 from ..export import render
 from ..jobs import ACTIVE_STATUSES, Job, JobStatus, WaitingState
@@ -41,8 +41,12 @@ from .common import (
 )
 
 
-def job_record(job: Job) -> dict:
-    """The JSON form of a job in ``list --json`` (a contract: add fields, never rename them)."""
+def job_record(job: Job, worker: str | None = None) -> dict:
+    """The JSON form of a job in ``list --json`` (a contract: add fields, never rename them).
+
+    Args:
+        worker: for a running job, who decodes it (``local``, or remote workers' names).
+    """
     return {
         "id": job.id,
         "user": job.user,
@@ -66,6 +70,7 @@ def job_record(job: Job) -> dict:
         "started_at": iso_local(job.started_at),
         "finished_at": iso_local(job.finished_at),
         "exported_paths": list(job.exported_paths),
+        "worker": worker,
     }
 
 
@@ -252,7 +257,8 @@ def cmd_list(app, args) -> int:
         key=lambda job: (_place(job), queue_order.get(job.id, 0), job.id),
     )
     if args.json:
-        print(json.dumps([job_record(job) for job in jobs], indent=2, ensure_ascii=False))
+        workers = app.store.work.workers_of([job.id for job in jobs if job.status is JobStatus.RUNNING])
+        print(json.dumps([job_record(job, workers.get(job.id)) for job in jobs], indent=2, ensure_ascii=False))
         return EXIT_OK
     if not jobs and not app.store.backlog.count_waiting(args.user):
         print("no jobs")
@@ -331,7 +337,7 @@ def cmd_config(app, args) -> int:
     settings = app.store.settings.read().as_dict()
     if args.action == "list":
         for key, setting in DECLARED.items():
-            print(f"{key} = {format_value(settings[key])}\t# {setting.description}")
+            print(f"{key} = {_shown_setting(key, settings[key])}\t# {setting.description}")
         return EXIT_OK
     if not args.key:
         print("error: config get/set/reset need a KEY", file=sys.stderr)
@@ -340,7 +346,7 @@ def cmd_config(app, args) -> int:
         if args.key not in DECLARED:
             print(f"error: unknown setting {args.key!r}; known: {', '.join(DECLARED)}", file=sys.stderr)
             return EXIT_USAGE
-        print(format_value(settings[args.key]))
+        print(_shown_setting(args.key, settings[args.key]))
         return EXIT_OK
     if args.action == "reset":
         app.store.settings.reset(args.key)
@@ -350,8 +356,14 @@ def cmd_config(app, args) -> int:
         print("error: config set needs a VALUE", file=sys.stderr)
         return EXIT_USAGE
     value = app.store.settings.set(args.key, args.value)
-    print(format_value(value))
+    print(_shown_setting(args.key, value))
     return EXIT_OK
+
+
+def _shown_setting(key: str, value) -> str:
+    """A setting's value as printed: an address never shows its password."""
+    text = format_value(value)
+    return redacted(text) if key == "redis_url" else text
 
 
 def cmd_stats(app, args) -> int:

@@ -9,14 +9,22 @@ from typing import Sequence
 
 from .. import __version__
 from ..app import open_app
+from ..engine.listener import EngineListener
 from ..errors import TranscriberError
-from . import automation, jobs, record
+from . import automation, jobs, record, worker
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS}
+COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **worker.COMMANDS}
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
-STANDALONE_COMMANDS = {"self-test"}
+STANDALONE_COMMANDS = {"self-test", "worker"}
+
+
+class TerminalListener(EngineListener):
+    """What the engine says that a person at the terminal should read (progress is polled by the commands)."""
+
+    def engine_notice(self, message: str) -> None:
+        print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(commands)
     automation.add_parsers(commands)
     record.add_parsers(commands)
+    worker.add_parsers(commands)
     return parser
 
 
@@ -47,7 +56,7 @@ def run_command(argv: Sequence[str]) -> int:
     if args.command in STANDALONE_COMMANDS:
         return COMMANDS[args.command](None, args)
     try:
-        app = open_app(args.data_dir, verbose=args.verbose)
+        app = open_app(args.data_dir, listener=TerminalListener(), verbose=args.verbose)
     except TranscriberError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -359,9 +359,13 @@ class Engine:
 
     # ------------------------------------------------------------- recovery
 
-    def recover(self) -> list[Job]:
-        """Requeue jobs a dead process left running; the app calls it once at start-up, before any work."""
-        recovered = self.store.jobs.recover_abandoned()
+    def recover(self, *, keep_remote: bool = False) -> list[Job]:
+        """Requeue jobs a dead process left running; the app calls it once at start-up, before any work.
+
+        Args:
+            keep_remote: leave parts that remote workers decode running (the coordinator adopts them).
+        """
+        recovered = self.store.jobs.recover_abandoned(keep_remote=keep_remote)
         # A process that died between a completion and its export held that job's webhooks.
         self.store.automation.release_held_deliveries()
         for job in recovered:
@@ -388,10 +392,14 @@ class Engine:
 
     # ------------------------------------------------------------- claiming
 
-    def claim_next(self) -> Claim | None:
+    def claim_next(self, *, streams: int | None = None) -> Claim | None:
         """Choose the next piece of work by the scheduler's rules and mark it running here.
 
         The settings are read once for the claim and the part runs under that snapshot.
+
+        Args:
+            streams: the decode streams work may occupy in all (default: the ``workers``
+                setting); the scale-out coordinator passes the remote workers' capacity.
 
         Returns:
             The job, the part of it to decode and a run id, or None when nothing may start
@@ -401,7 +409,7 @@ class Engine:
             return None
         with self._claim_lock:
             try:
-                claimed = self._claim_next()
+                claimed = self._claim_next(streams)
             except StoreError as error:
                 self._store_trouble(error)
                 return None
@@ -409,11 +417,13 @@ class Engine:
             self._store_works()  # claiming wrote to it
         return claimed
 
-    def _claim_next(self) -> Claim | None:
+    def _claim_next(self, streams: int | None) -> Claim | None:
         settings = self.read_settings()
         limits = Limits.from_settings(settings)
         self.models.workers = limits.workers
         self.models.idle_seconds = settings.model_idle_unload_seconds
+        if streams is not None:
+            limits = replace(limits, workers=streams)
         jobs = self.store.jobs
         for _ in range(5):  # another process may take the same work first; try the next choice
             job = scheduler.choose_work(
@@ -507,19 +517,8 @@ class Engine:
         Args:
             on_split: called when the job was cut into parts that other streams can take.
         """
-        key = (job.id, part.index)
-        with self._claimed_changed:
-            held = self._claimed.setdefault(key, _Claimed(threading.Event(), self.read_settings()))
-        context = PartContext(
-            store=self.store,
-            models=self.models,
-            backend_factory=self.backend_factory,
-            listener=self.listener,
-            settings=held.settings,
-            export_dir=self.export_dir(held.settings),
-            stop=held.stop,
-            on_split=on_split or (lambda: None),
-        )
+        self.hold(job, part)
+        context = self.part_context(job.id, part.index, on_split=on_split)
         outcome = RunOutcome.FAILED
         try:
             outcome = PartRun(context, job, part, run_id).run()
@@ -535,27 +534,78 @@ class Engine:
             log.exception("job %d failed unexpectedly", job.id)
             self._fail(job.id, f"Unexpected error ({type(error).__name__}: {error}); see the log for details.", "unexpected")
         finally:
-            with self._claimed_changed:
-                self._claimed.pop(key, None)
-                self._claimed_changed.notify_all()
-            try:
-                if outcome not in (RunOutcome.PART_DONE, RunOutcome.COMPLETED, RunOutcome.STORE_ERROR):
-                    self.store.work.release_part(job.id, part.index)
-                self.store.work.end_run(run_id, outcome)
-                if outcome is not RunOutcome.STORE_ERROR:
-                    self._store_works()
-            except StoreError as error:
-                log.warning("could not close run %d of job %d: %s", run_id, job.id, error)
-            final = self._safe_get(job.id) or job
-            try:
-                self.refresh_estimates()
-            except StoreError:
-                pass
+            final = self.end_claim(job, part, run_id, outcome)
             self.store.close()  # this thread's connection
+        return final
+
+    def hold(self, job: Job, part: Part) -> threading.Event:
+        """Mark a part as held by this engine (a remote run adopted after a restart); returns its stop event."""
+        with self._claimed_changed:
+            held = self._claimed.setdefault((job.id, part.index), _Claimed(threading.Event(), self.read_settings()))
+        return held.stop
+
+    def claim_settings(self, job_id: int, part_index: int) -> Settings:
+        """The settings a held part was claimed under."""
+        with self._claimed_changed:
+            held = self._claimed.get((job_id, part_index))
+        return held.settings if held is not None else self.read_settings()
+
+    def stop_requested(self, job_id: int, part_index: int) -> bool:
+        """Whether a held part was asked to stop (pause, cancel, removal, shutdown)."""
+        with self._claimed_changed:
+            held = self._claimed.get((job_id, part_index))
+        return held is not None and held.stop.is_set()
+
+    def let_go(self, job_id: int, part_index: int) -> None:
+        """Forget a held part without touching the store (the app quits while a remote worker decodes it)."""
+        with self._claimed_changed:
+            self._claimed.pop((job_id, part_index), None)
+            self._claimed_changed.notify_all()
+
+    def end_claim(self, job: Job, part: Part, run_id: int, outcome: RunOutcome) -> Job:
+        """Close a run that ended with ``outcome``: free its part unless it was decoded, tell the listener.
+
+        Returns:
+            The job in its new state.
+        """
+        self.let_go(job.id, part.index)
+        try:
+            if outcome not in (RunOutcome.PART_DONE, RunOutcome.COMPLETED, RunOutcome.STORE_ERROR):
+                self.store.work.release_part(job.id, part.index)
+            self.store.work.end_run(run_id, outcome)
+            if outcome is not RunOutcome.STORE_ERROR:
+                self._store_works()
+        except StoreError as error:
+            log.warning("could not close run %d of job %d: %s", run_id, job.id, error)
+        final = self._safe_get(job.id) or job
+        try:
+            self.refresh_estimates()
+        except StoreError:
+            pass
         if final.status.is_final and outcome in (RunOutcome.COMPLETED, RunOutcome.FAILED):
             self.listener.job_finished(final)
         self.listener.job_changed(final)
         return final
+
+    def part_context(self, job_id: int, part_index: int, *, on_split: Callable[[], None] | None = None) -> PartContext:
+        """What a run of a held part needs (for a local decode, or for ingesting a remote one)."""
+        settings = self.claim_settings(job_id, part_index)
+        with self._claimed_changed:
+            held = self._claimed.get((job_id, part_index))
+        return PartContext(
+            store=self.store,
+            models=self.models,
+            backend_factory=self.backend_factory,
+            listener=self.listener,
+            settings=settings,
+            export_dir=self.export_dir(settings),
+            stop=held.stop if held is not None else threading.Event(),
+            on_split=on_split or (lambda: None),
+        )
+
+    def fail(self, job_id: int, message: str, cause: str) -> None:
+        """Fail a job with a message (a remote worker's report)."""
+        self._fail(job_id, message, cause)
 
     def _safe_get(self, job_id: int) -> Job | None:
         try:

@@ -25,7 +25,7 @@ from ..store import Store
 from . import estimates, intake, parts, routing
 from .listener import EngineListener
 from .models import ModelPool
-from .whisper import DecodedSegment, DecodeRequest, StopDecoding
+from .whisper import DecodedSegment, DecodeRequest, FirstWindow, StopDecoding, first_window
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,6 @@ class PartContext:
 
 # The decoder's context when a part continues: as many earlier tokens as the store hands back.
 MAX_PROMPT_TOKENS = 223
-
-
-@dataclass(frozen=True)
-class _Head:
-    """The first window of an ``auto`` job, decoded by tiny.en to choose its model."""
-
-    pieces: tuple[DecodedSegment, ...]
-    next_window: float | None  # where the second window starts; None: the first was the whole file
-    decoding: object  # its Decoding: damaged packets and missing audio, when it was the whole file
-
-    @property
-    def mean_logprob(self) -> float | None:
-        return sum(piece.avg_logprob for piece in self.pieces) / len(self.pieces) if self.pieces else None
 
 
 class PartRun:
@@ -105,20 +92,21 @@ class PartRun:
         """
         job, models = self.job, self.context.models
         if job.options.language:
-            self._settle(routing.for_given_language(job.options.language))
+            self.settle(routing.for_given_language(job.options.language))
             return None
         load_settings, model = models.acquire(routing.ENGLISH_MODEL)
         try:
             backend = self.context.backend_factory(model)
-            head = self._first_window(backend)
+            request = DecodeRequest(path=job.source_path, duration_seconds=job.duration_seconds, language="en",
+                                    options=replace(job.options, model=routing.ENGLISH_MODEL))
+            try:
+                head = first_window(backend, request, self.context.stop.is_set)
+            except OSError as error:
+                raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
             if head is None:
                 return RunOutcome.STOPPED
-            logprob = head.mean_logprob
-            if routing.sure_english(logprob):
-                route = routing.Route(routing.ENGLISH_MODEL, "en", f"English (tiny.en sure: {logprob:.2f})")
-            else:
-                route = routing.after_detection(logprob, *self._spoken_language())
-            self._settle(route)
+            route = routing.choose(head.mean_logprob, self._spoken_language)
+            self.settle(route)
             if route.model != routing.ENGLISH_MODEL:
                 return None
             self._maybe_split(backend)
@@ -133,128 +121,149 @@ class PartRun:
         finally:
             self.context.models.release(load_settings)
 
-    def _settle(self, route: routing.Route) -> None:
+    def settle(self, route: routing.Route) -> None:
+        """Store the model chosen for an ``auto`` job (here, or by a remote worker)."""
         self.store.jobs.set_route(self.job.id, route.model, route.language)
         self.job = replace(self.job, routed_model=route.model, detected_language=route.language)
         log.info("job %d: %s, decoded by %s", self.job.id, route.reason, route.model)
-
-    def _first_window(self, backend) -> _Head | None:
-        """Decode the first window only (what the choice of model looks at); None if a stop was asked meanwhile."""
-        stop, job = self.context.stop, self.job
-        next_window: list[float] = []
-
-        def on_window(window_start: float) -> None:
-            if stop.is_set():
-                raise StopDecoding()
-            if window_start > 0.01:
-                next_window.append(window_start)
-                raise StopDecoding()
-
-        request = DecodeRequest(path=job.source_path, duration_seconds=job.duration_seconds, language="en",
-                                options=replace(job.options, model=routing.ENGLISH_MODEL))
-        decoding = backend.decode(request, on_window=on_window)
-        pieces = []
-        try:
-            pieces.extend(decoding)
-        except StopDecoding:
-            pass
-        except OSError as error:
-            raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
-        if stop.is_set():
-            return None
-        return _Head(tuple(pieces), next_window[0] if next_window else None, decoding)
 
     # ------------------------------------------------------------- splitting
 
     def _maybe_split(self, backend) -> None:
         """Cut a fresh long job into parts for the other decode streams (see engine/parts.py)."""
+        detect = None
+        if backend.is_multilingual and not self.job.language:
+            detect = lambda: backend.detect_language(self.job.source_path, self.job.duration_seconds)  # noqa: E731
+        self.split(self.context.settings.workers, detect)
+
+    def split(self, streams: int, detect_language: Callable[[], str] | None = None) -> bool:
+        """Cut a fresh long job into parts for ``streams`` decode streams.
+
+        Args:
+            detect_language: for a job whose language is not known yet: every part must speak
+                the same one, so it is decided once, from the start, before cutting.
+
+        Returns:
+            True when the job was cut (this run now decodes the first part).
+        """
         job, part = self.job, self.part
-        count = parts.part_count(job.duration_seconds, self.context.settings.workers)
+        count = parts.part_count(job.duration_seconds, streams)
         if count < 2 or part.index != 0 or part.processed_seconds > part.start or part.end < job.duration_seconds:
-            return
-        if backend.is_multilingual and not job.language:
-            # Every part must speak the same language: decide it once, from the start.
-            language = backend.detect_language(job.source_path, job.duration_seconds)
+            return False
+        if detect_language is not None:
+            language = detect_language()
             self.store.jobs.set_detected_language(job.id, language)
-            self.job = replace(job, detected_language=language)
+            self.job = job = replace(job, detected_language=language)
         first = self.store.work.split_fresh_job(job.id, parts.plan_parts(job.source_path, job.duration_seconds, count))
-        if first is not None:
-            self.part = first
-            self.context.on_split()
+        if first is None:
+            return False
+        self.part = first
+        self.context.on_split()
+        return True
 
     # -------------------------------------------------------------- decoding
 
-    def _decode(self, backend, head: _Head | None = None) -> RunOutcome:
-        """Decode the part from its cursor, committing each segment; ``head``: its first window, decoded already."""
-        job, part, store, stop = self.job, self.part, self.store, self.context.stop
-        prior_speed = estimates.expected_speed(job.model, store.stats.model_speeds())
-        start_seconds = part.processed_seconds
-        is_last = part.end >= job.duration_seconds - 1e-6
-        prompt = tuple(store.work.recent_tokens(job.id, part.index, MAX_PROMPT_TOKENS)) if start_seconds > part.start else ()
-        if start_seconds > part.start:
-            log.info("job %d part %d continues at %s", job.id, part.index, format_clock(start_seconds))
-        started = time.monotonic()
-        state = {"processed": start_seconds, "language": job.language}
+    def begin(self) -> tuple[float, tuple[int, ...]]:
+        """Start committing from the part's cursor; returns where decoding starts and the decoder's context there."""
+        job, part, store = self.job, self.part, self.store
+        self._prior_speed = estimates.expected_speed(job.model, store.stats.model_speeds())
+        self._start_seconds = part.processed_seconds
+        self._started = time.monotonic()
+        self._processed = part.processed_seconds
+        self._language = job.language
+        if part.processed_seconds > part.start:
+            log.info("job %d part %d continues at %s", job.id, part.index, format_clock(part.processed_seconds))
+            return part.processed_seconds, tuple(store.work.recent_tokens(job.id, part.index, MAX_PROMPT_TOKENS))
+        return part.processed_seconds, ()
 
-        def commit(segments: Sequence[Segment], processed: float, tokens=None) -> list[Segment] | None:
-            processed = min(max(state["processed"], processed), part.end)
-            spent = time.monotonic() - started
-            stored = store.work.commit_progress(
-                job.id,
-                part.index,
-                self.run_id,
-                segments,
-                processed_seconds=processed,
-                processing_seconds=spent,
-                speed=estimates.live_speed(processed - start_seconds, spent, prior_speed),
-                detected_language=state["language"],
-                tokens=tokens,
-            )
-            if stored is not None:
-                state["processed"] = processed
-            return stored
+    def commit(self, segments: Sequence[Segment], processed: float, tokens=None, *, remote_seq: int | None = None,
+               processing_seconds: float | None = None) -> list[Segment] | None:
+        """Store segments and the part's new cursor (see ``store.work.commit_progress``); None: no longer running here."""
+        part = self.part
+        processed = min(max(self._processed, processed), part.end)
+        spent = time.monotonic() - self._started if processing_seconds is None else processing_seconds
+        stored = self.store.work.commit_progress(
+            self.job.id,
+            part.index,
+            self.run_id,
+            segments,
+            processed_seconds=processed,
+            processing_seconds=spent,
+            speed=estimates.live_speed(processed - self._start_seconds, spent, self._prior_speed),
+            detected_language=self._language,
+            tokens=tokens,
+            remote_seq=remote_seq,
+        )
+        if stored is not None:
+            self._processed = processed
+        return stored
 
-        def keep(piece: DecodedSegment) -> bool:
-            """Commit one decoded segment; False when the job is no longer running here."""
+    def keep(self, piece: DecodedSegment) -> bool:
+        """Commit one decoded segment; False when the job is no longer running here."""
+        return self.keep_all([piece])
+
+    def keep_all(self, pieces: Sequence[DecodedSegment], *, remote_seq: int | None = None,
+                 processing_seconds: float | None = None) -> bool:
+        """Commit decoded segments in one transaction; False when the job is no longer running here.
+
+        Args:
+            remote_seq: for a remote run, the event number of the first piece (see
+                ``store.work.commit_progress``).
+            processing_seconds: for a remote run, the worker's decoding time so far.
+        """
+        part, job = self.part, self.job
+        segments = []
+        for piece in pieces:
             # A part's last window is cut at its end, but timestamps can overshoot it a little.
             end = min(piece.end, part.end)
-            segment = Segment(index=-1, start=min(piece.start, end), end=end, text=piece.text, words=piece.words)
-            stored = commit([segment], piece.end, [piece.tokens])
-            if stored is None:
-                return False  # paused, cancelled or removed from elsewhere
-            self.context.listener.segments_added(store.jobs.get_job(job.id) or job, stored)
-            return True
+            segments.append(Segment(index=-1, start=min(piece.start, end), end=end, text=piece.text, words=piece.words))
+        stored = self.commit(segments, pieces[-1].end, [piece.tokens for piece in pieces], remote_seq=remote_seq,
+                             processing_seconds=processing_seconds)
+        if stored is None:
+            return False  # paused, cancelled or removed from elsewhere
+        if stored:
+            self.context.listener.segments_added(self.store.jobs.get_job(job.id) or job, stored)
+        return True
+
+    @property
+    def is_last(self) -> bool:
+        return self.part.end >= self.job.duration_seconds - 1e-6
+
+    def _decode(self, backend, head: FirstWindow | None = None) -> RunOutcome:
+        """Decode the part from its cursor, committing each segment; ``head``: its first window, decoded already."""
+        job, part, stop = self.job, self.part, self.context.stop
+        start_seconds, prompt = self.begin()
 
         def on_window(window_start: float) -> None:
             if stop.is_set():
                 raise StopDecoding()
-            if window_start > state["processed"] + 0.01 and commit([], window_start) is None:
+            if window_start > self._processed + 0.01 and self.commit([], window_start) is None:
                 raise StopDecoding()
 
         if head is not None:
-            if not all(keep(piece) for piece in head.pieces):
+            if not all(self.keep(piece) for piece in head.pieces):
                 return RunOutcome.STOPPED
             if head.next_window is None:  # the first window was the whole file
-                return self._finish(head.decoding, commit, is_last)
-            if commit([], head.next_window) is None:
+                return self.finish(head.decoding.damaged_packets, head.decoding.missing_seconds)
+            if self.commit([], head.next_window) is None:
                 return RunOutcome.STOPPED
-            start_seconds = state["processed"]
+            start_seconds = self._processed
             prompt = tuple(token for piece in head.pieces for token in piece.tokens)[-MAX_PROMPT_TOKENS:]
         request = DecodeRequest(
             path=job.source_path,
             duration_seconds=job.duration_seconds,
             start_seconds=start_seconds,
-            end_seconds=None if is_last else part.end,
+            end_seconds=None if self.is_last else part.end,
             language=job.language,
             prompt=prompt,
             options=job.options,
         )
         decoding = backend.decode(request, on_window=on_window)
-        state["language"] = decoding.language
+        self._language = decoding.language
         finished = False
         try:
             for piece in decoding:
-                if not keep(piece) or stop.is_set():
+                if not self.keep(piece) or stop.is_set():
                     break
             else:
                 finished = True
@@ -264,19 +273,21 @@ class PartRun:
             raise AudioError(f"{job.file_name} could not be read while transcribing: {error.strerror or error}.") from error
         if not finished:
             return RunOutcome.STOPPED
-        return self._finish(decoding, commit, is_last)
+        return self.finish(decoding.damaged_packets, decoding.missing_seconds)
 
-    def _finish(self, decoding, commit, is_last: bool) -> RunOutcome:
+    def finish(self, damaged_packets: int, missing_seconds: float, *, language: str | None = None) -> RunOutcome:
         """The part was decoded to its end: close it, and the job with its last part."""
         job, part, store = self.job, self.part, self.store
-        if commit([], part.end) is None:
+        if language:
+            self._language = language
+        if self.commit([], part.end) is None:
             return RunOutcome.STOPPED
-        if decoding.damaged_packets:
+        if damaged_packets:
             store.jobs.set_warning(
-                job.id, f"{decoding.damaged_packets} damaged audio packets were skipped; a few words may be missing."
+                job.id, f"{damaged_packets} damaged audio packets were skipped; a few words may be missing."
             )
-        if is_last and decoding.missing_seconds > max(1.0, 0.01 * job.duration_seconds):
-            self._fail_truncated(job.duration_seconds - decoding.missing_seconds)
+        if self.is_last and missing_seconds > max(1.0, 0.01 * job.duration_seconds):
+            self._fail_truncated(job.duration_seconds - missing_seconds)
             return RunOutcome.FAILED
         if not store.work.finish_part(job.id, part.index):
             return RunOutcome.PART_DONE

@@ -21,3 +21,6 @@ class EngineListener:
 
     def engine_error(self, message: str) -> None:
         """The engine cannot make progress for a reason that is not one job's fault (a full disk, a locked database)."""
+
+    def engine_notice(self, message: str) -> None:
+        """Something the user should know that stops nothing (remote workers unreachable: decoding here)."""

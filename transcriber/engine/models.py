@@ -204,9 +204,12 @@ class LoadSettings:
     compute_type: str = "int8"
 
 
-def load_settings_for(path: Path, workers: int) -> LoadSettings:
-    """Split the cores between the jobs that may run at once (CTranslate2 replicas share the weights)."""
-    cores = os.cpu_count() or 2
+def load_settings_for(path: Path, workers: int, cores: int | None = None) -> LoadSettings:
+    """Split the cores (all of this machine's by default) between the jobs that may run at once.
+
+    CTranslate2 replicas share the weights.
+    """
+    cores = cores or os.cpu_count() or 2
     return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)))
 
 
@@ -272,9 +275,11 @@ class ModelPool:
         workers: int = 1,
         idle_seconds: float = 300.0,
         loader: Callable[[LoadSettings], Any] = _load_whisper,
+        cores: int | None = None,
     ):
         self.cache_dir = Path(cache_dir)
         self.workers = workers
+        self.cores = cores  # the cores decoding may use (None: all of them)
         self.idle_seconds = idle_seconds
         self._loader = loader
         limit_malloc_arenas()  # before any decode thread allocates
@@ -307,7 +312,7 @@ class ModelPool:
         Raises:
             ModelUnavailable: it cannot be found or loaded.
         """
-        settings = load_settings_for(self.resolve(name), self.workers)
+        settings = load_settings_for(self.resolve(name), self.workers, self.cores)
         with self._lock:
             entry = self._entries.setdefault(settings, _Entry())
             entry.users += 1

@@ -14,6 +14,7 @@ never chooses again. Plain functions here; ``execution`` does the decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 AUTO = "auto"
 ENGLISH_MODEL = "tiny.en"
@@ -52,3 +53,10 @@ def after_detection(first_window_logprob: float | None, language: str, probabili
             return Route(ENGLISH_MODEL, "en", f"English (p={probability:.2f})")
         return Route(MULTILINGUAL_MODEL, "en", f"English that tiny.en reads poorly (p={probability:.2f})")
     return Route(MULTILINGUAL_MODEL, language, f"{language} (p={probability:.2f})")
+
+
+def choose(first_window_logprob: float | None, detect: Callable[[], tuple[str, float]]) -> Route:
+    """The route from tiny.en's first window, asking ``detect()`` (base: language, probability) only when unsure."""
+    if sure_english(first_window_logprob):
+        return Route(ENGLISH_MODEL, "en", f"English (tiny.en sure: {first_window_logprob:.2f})")
+    return after_detection(first_window_logprob, *detect())

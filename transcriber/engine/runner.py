@@ -14,10 +14,12 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from ..background import BackgroundService
 from ..config import MAX_STREAMS
 from ..errors import StoreError
+from ..jobs import RunOutcome
 from .core import Claim, Engine
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,11 @@ class EngineRunner(BackgroundService):
 
     name = "engine-dispatch"
 
-    def __init__(self, engine: Engine, *, poll_seconds: float = 1.0):
+    def __init__(self, engine: Engine, *, poll_seconds: float = 1.0, remote_takes_work: Callable[[], bool] | None = None):
         super().__init__()
         self.engine = engine
+        # While remote workers take the queue, this machine decodes only what is handed to run_here.
+        self._remote_takes_work = remote_takes_work or (lambda: False)
         self.interval = poll_seconds
         self._pool: ThreadPoolExecutor | None = None
         self._active: dict[int, Future] = {}  # run id -> its decode
@@ -68,7 +72,7 @@ class EngineRunner(BackgroundService):
             engine.promote_waiting()  # room may have freed for files in the backlog
         except StoreError as error:
             log.warning("backlog not looked at: %s", error)
-        workers = engine.read_limits().workers
+        workers = 0 if self._remote_takes_work() else engine.read_limits().workers
         while not self.stopping and self._active_count() < workers:
             claimed = engine.claim_next()
             if claimed is None:
@@ -94,6 +98,13 @@ class EngineRunner(BackgroundService):
         else:
             self._idle.clear()
         return False
+
+    def run_here(self, claimed: Claim) -> None:
+        """Decode a part claimed elsewhere (the scale-out coordinator) on this machine (any thread)."""
+        if self._pool is None:
+            self.engine.end_claim(claimed.job, claimed.part, claimed.run_id, RunOutcome.STOPPED)
+            return
+        self._submit(claimed)
 
     def _submit(self, claimed: Claim) -> None:
         future = self._pool.submit(self.engine.execute, *claimed, on_split=self.wake)

@@ -123,6 +123,19 @@ class StopDecoding(Exception):
     """Raised from the window callback to stop the decoder between windows."""
 
 
+@dataclass(frozen=True)
+class FirstWindow:
+    """A file's first window, decoded on its own (what the ``auto`` model's choice looks at; its text is kept)."""
+
+    pieces: tuple[DecodedSegment, ...]
+    next_window: float | None  # where the second window starts; None: the first was the whole file
+    decoding: "Decoding"  # damaged packets and missing audio, when it was the whole file
+
+    @property
+    def mean_logprob(self) -> float | None:
+        return sum(piece.avg_logprob for piece in self.pieces) / len(self.pieces) if self.pieces else None
+
+
 class Decoding:
     """One pass of the decoder over a file; iterate it for segments.
 
@@ -295,3 +308,30 @@ class WhisperBackend:
             start=float(segment.start), end=float(segment.end), text=segment.text, words=words,
             tokens=tuple(segment.tokens), avg_logprob=float(segment.avg_logprob),
         )
+
+
+def first_window(backend, request: DecodeRequest, should_stop: Callable[[], bool]) -> FirstWindow | None:
+    """Decode only the window at ``request.start_seconds`` with ``backend``; None if ``should_stop()`` said so meanwhile.
+
+    Raises:
+        OSError: the file could not be read.
+    """
+    next_window: list[float] = []
+
+    def on_window(window_start: float) -> None:
+        if should_stop():
+            raise StopDecoding()
+        if window_start > request.start_seconds + 0.01:
+            next_window.append(window_start)
+            raise StopDecoding()
+
+    decoding = backend.decode(request, on_window=on_window)
+    pieces = []
+    try:
+        pieces.extend(decoding)
+    except StopDecoding:
+        pass
+    if should_stop():
+        return None
+    return FirstWindow(tuple(pieces), next_window[0] if next_window else None, decoding)
+

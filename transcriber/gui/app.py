@@ -62,7 +62,8 @@ class TranscriberGui(QObject):
         self.ui_state = QSettings(str(self.app.paths.data_dir / "window.ini"), QSettings.Format.IniFormat)
 
         self.tray = Tray(self)
-        self.window = MainWindow(self.app, self.tasks, self.signals, user=self.user, refresh_ms=refresh_ms, tray=self.tray)
+        self.window = MainWindow(self.app, self.tasks, self.signals, user=self.user, refresh_ms=refresh_ms, tray=self.tray,
+                                 remote_status=self.serving.remote_summary)
         self.window.quit_requested.connect(self.quit)
         self.window.hidden_to_tray.connect(self._on_hidden_to_tray)
         self.window.summary_changed.connect(self.tray.set_summary)

@@ -23,6 +23,7 @@ class EngineSignals(QObject):
     segments_added = Signal(object, object)  # Job, list[Segment]
     job_finished = Signal(object)  # Job
     engine_error = Signal(str)
+    engine_notice = Signal(str)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -46,3 +47,6 @@ class _Relay(EngineListener):
 
     def engine_error(self, message: str) -> None:
         self._signals.engine_error.emit(message)
+
+    def engine_notice(self, message: str) -> None:
+        self._signals.engine_notice.emit(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         user: owner of the jobs this window adds.
         refresh_ms: how often the table is refreshed from the store while open.
         tray: the tray icon, if any: closing the window hides it to the tray when the tray is shown.
+        remote_status: what the remote workers do (``2 remote workers: gpu-box, office-2``), or
+            None with the local backend; read at each refresh (it makes no network call).
     """
 
     summary_changed = Signal(object)  # QueueSummary
@@ -79,9 +81,10 @@ class MainWindow(QMainWindow):
     files_added = Signal(object)  # list[IntakeResult]
 
     def __init__(self, app: App, tasks: TaskRunner, signals: EngineSignals, *, user: str, refresh_ms: int = 1000,
-                 tray: Tray | None = None, parent=None):
+                 tray: Tray | None = None, remote_status: Callable[[], str | None] | None = None, parent=None):
         super().__init__(parent)
         self.app = app
+        self._remote_status = remote_status or (lambda: None)
         self.tasks = tasks
         self.signals = signals
         self.user = user
@@ -140,6 +143,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.summary_label, 1)
         self.activity_label = QLabel()
         self.statusBar().addPermanentWidget(self.activity_label)
+        self.remote_label = QLabel()  # "2 remote workers: gpu-box, office-2" with the redis backend
+        self.statusBar().addPermanentWidget(self.remote_label)
 
         self._build_actions()
         self._update_actions()
@@ -149,6 +154,7 @@ class MainWindow(QMainWindow):
         signals.job_changed.connect(self._on_job_changed)
         signals.segments_added.connect(self._on_segments_added)
         signals.engine_error.connect(self._on_engine_error)
+        signals.engine_notice.connect(self._on_engine_error)
 
         self._timer = QTimer(self)
         self._timer.setInterval(refresh_ms)
@@ -566,6 +572,10 @@ class MainWindow(QMainWindow):
         def work():
             taken_at = time.time()
             return engine.with_estimates(store.jobs.list_jobs()), store.settings.read(), store.backlog.count_waiting(), taken_at
+
+        remote = self._remote_status()
+        self.remote_label.setText(remote or "")
+        self.remote_label.setVisible(bool(remote))
 
         def done(outcome):
             self._refreshing = False

@@ -35,10 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..background import BackgroundService
+from ..display import redacted
 from ..errors import AutomationError, StoreError
 from ..records import EVENTS, Delivery, DeliveryAttempt
 from ..timefmt import iso_utc
@@ -106,18 +107,6 @@ def check_url(url: str) -> str:
     except ValueError:
         raise AutomationError(f"{redacted(url)!r} has a port that is not a number from 0 to 65535.") from None
     return url
-
-
-def redacted(url: str) -> str:
-    """``url`` without the password (or token) of its ``user:pass@`` part: what logs and lists may show."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def standard_signature(secret: str, message_id: str, timestamp: str, body: bytes) -> str:

@@ -448,7 +448,7 @@ class JobsPart(StorePart):
             row.delete_instance(recursive=True)
 
     @translating
-    def recover_abandoned(self, running_elsewhere: Iterable[int] = ()) -> list[Job]:
+    def recover_abandoned(self, running_elsewhere: Iterable[int] = (), *, keep_remote: bool = False) -> list[Job]:
         """Put jobs left ``running`` by a process that died back in the queue, keeping their place.
 
         Called once at engine start-up, before any new work; their progress and segments stay,
@@ -457,14 +457,22 @@ class JobsPart(StorePart):
 
         Args:
             running_elsewhere: ids of jobs a live worker is decoding; they are left alone.
+            keep_remote: leave runs handed to remote workers open (with their parts and jobs
+                running): the coordinator adopts them and ingests what they sent meanwhile.
         """
         Job_, Part_, Run = self.m.Job, self.m.Part, self.m.Run
         skip = list(running_elsewhere)
         now = time.time()
         with self.db.atomic():
+            kept_parts: list[tuple[int, int]] = []
+            if keep_remote:
+                kept_parts = list(
+                    Run.select(Run.job, Run.part).where(Run.ended_at.is_null() & Run.queue.is_null(False)).tuples()
+                )
+            kept_jobs = sorted({job_id for job_id, _ in kept_parts})
             condition = Job_.status == JobStatus.RUNNING.value
-            if skip:
-                condition &= Job_.id.not_in(skip)
+            if skip or kept_jobs:
+                condition &= Job_.id.not_in(skip + kept_jobs)
             ids = [row.id for row in Job_.select(Job_.id).where(condition)]
             if ids:
                 Job_.update(status=JobStatus.QUEUED.value, speed=None, updated_at=now).where(Job_.id.in_(ids)).execute()
@@ -473,9 +481,13 @@ class JobsPart(StorePart):
             orphans = Part_.status == PartStatus.RUNNING.value
             if skip:
                 orphans &= Part_.job.not_in(skip)
+            for job_id, part in kept_parts:
+                orphans &= ~((Part_.job == job_id) & (Part_.idx == part))
             Part_.update(status=PartStatus.PENDING.value, speed=None).where(orphans).execute()
             open_runs = Run.ended_at.is_null()
             if skip:
                 open_runs &= Run.job.not_in(skip)
+            if keep_remote:
+                open_runs &= Run.queue.is_null()
             Run.update(ended_at=now, outcome=RunOutcome.INTERRUPTED.value).where(open_runs).execute()
         return [self.require_job(job_id) for job_id in ids]

@@ -194,7 +194,22 @@ def _v3_trust(db: SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust]
+def _v4_scale_out(db: SqliteDatabase) -> None:
+    """Runs decoded by remote workers: the queue a part was sent to, the worker that took it, what was ingested."""
+    statements = [
+        # The RQ queue a run was dispatched to (NULL: decoded by this machine's engine).
+        "ALTER TABLE run ADD COLUMN queue TEXT",
+        # The remote worker that took the run, once it said so.
+        "ALTER TABLE run ADD COLUMN worker TEXT",
+        # The last segment event of the run that is committed here: a re-read event is not stored twice.
+        "ALTER TABLE run ADD COLUMN remote_seq INTEGER",
+        "CREATE INDEX run_open ON run(ended_at)",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_scale_out]
 LATEST_VERSION = len(MIGRATIONS)
 
 

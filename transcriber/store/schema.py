@@ -126,6 +126,9 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         end_seconds = FloatField()
         processing_seconds = FloatField(default=0.0)
         outcome = TextField(null=True)
+        queue = TextField(null=True)
+        worker = TextField(null=True)
+        remote_seq = IntegerField(null=True)
 
         class Meta:
             table_name = "run"

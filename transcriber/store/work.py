@@ -16,7 +16,7 @@ from typing import Sequence
 
 from peewee import fn
 
-from ..jobs import Job, JobStatus, Part, PartStatus, RunOutcome, RunRecord, Segment
+from ..jobs import Job, JobStatus, Part, PartStatus, RemoteRun, RunOutcome, RunRecord, Segment
 from .db import StorePart, translating
 
 
@@ -132,6 +132,7 @@ class WorkPart(StorePart):
         speed: float | None,
         detected_language: str | None = None,
         tokens: Sequence[Sequence[int]] | None = None,
+        remote_seq: int | None = None,
     ) -> list[Segment] | None:
         """Store finished segments of one part and advance the part and its job, in one transaction.
 
@@ -142,6 +143,10 @@ class WorkPart(StorePart):
             speed: this part's live speed (audio s per s); the job's is the sum over its parts.
             tokens: the decoder's tokens, one list per segment, kept so the part can continue
                 later with the same context.
+            remote_seq: for a remote run, the event number of the first of ``segments`` (the
+                others follow it in order): segments read again after a crash (numbers not above
+                the run's last stored one) are not stored twice; news of a run that was given up
+                returns None.
 
         Returns:
             The stored segments with their indexes, or None (and nothing stored) if the job or
@@ -158,6 +163,16 @@ class WorkPart(StorePart):
             if job_row is None or part_row is None:
                 return None
             run = Run.get_by_id(run_id)
+            if remote_seq is not None:
+                if run.ended_at is not None:
+                    return None
+                seen = 0 if run.remote_seq is None else max(0, run.remote_seq - remote_seq + 1)
+                if segments and seen >= len(segments):
+                    return []
+                if segments:
+                    last_seq = remote_seq + len(segments) - 1
+                    segments, tokens = segments[seen:], (tokens[seen:] if tokens else tokens)
+                    Run.update(remote_seq=last_seq).where(Run.id == run_id).execute()
             Part_.update(
                 processed_seconds=fn.MAX(Part_.processed_seconds, processed_seconds), speed=speed
             ).where(Part_.id == part_row.id).execute()
@@ -267,9 +282,47 @@ class WorkPart(StorePart):
                 ).execute()
 
     @translating
-    def end_run(self, run_id: int, outcome: RunOutcome) -> None:
+    def end_run(self, run_id: int, outcome: RunOutcome) -> bool:
+        """Close a run; returns False if it was closed already (its later news is ignored)."""
         Run = self.m.Run
-        Run.update(ended_at=time.time(), outcome=RunOutcome(outcome).value).where(Run.id == run_id).execute()
+        changed = (
+            Run.update(ended_at=time.time(), outcome=RunOutcome(outcome).value)
+            .where((Run.id == run_id) & Run.ended_at.is_null())
+            .execute()
+        )
+        return bool(changed)
+
+    @translating
+    def mark_remote(self, run_id: int, queue: str) -> None:
+        """The run was sent to a remote worker through ``queue``."""
+        self.m.Run.update(queue=queue).where(self.m.Run.id == run_id).execute()
+
+    @translating
+    def set_run_worker(self, run_id: int, worker: str) -> None:
+        """The remote worker that took the run."""
+        self.m.Run.update(worker=worker).where(self.m.Run.id == run_id).execute()
+
+    @translating
+    def open_remote_runs(self) -> list[RemoteRun]:
+        """Runs sent to remote workers that have not ended, oldest first."""
+        Run = self.m.Run
+        rows = Run.select().where(Run.ended_at.is_null() & Run.queue.is_null(False)).order_by(Run.id)
+        return [RemoteRun(row.id, row.job_id, row.part, row.queue, row.worker, row.remote_seq) for row in rows]
+
+    @translating
+    def workers_of(self, job_ids: Sequence[int]) -> dict[int, str]:
+        """For running jobs: the remote worker of each open run (``local`` for this machine), joined by ``, ``."""
+        Run = self.m.Run
+        found: dict[int, list[str]] = {}
+        if not job_ids:
+            return {}
+        rows = Run.select(Run.job, Run.queue, Run.worker).where(Run.ended_at.is_null() & Run.job.in_(list(job_ids)))
+        for row in rows.order_by(Run.part):
+            name = "local" if row.queue is None else (row.worker or f"({row.queue})")
+            found.setdefault(row.job_id, [])
+            if name not in found[row.job_id]:
+                found[row.job_id].append(name)
+        return {job_id: ", ".join(names) for job_id, names in found.items()}
 
     @translating
     def recent_tokens(self, job_id: int, part_index: int, max_tokens: int = 223) -> list[int]:
@@ -303,6 +356,8 @@ class WorkPart(StorePart):
                 end_seconds=row.end_seconds,
                 processing_seconds=row.processing_seconds,
                 outcome=RunOutcome(row.outcome) if row.outcome else None,
+                queue=row.queue,
+                worker=row.worker,
             )
             for row in Run.select().where(Run.job == job_id).order_by(Run.id)
         ]
