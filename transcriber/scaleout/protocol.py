@@ -4,8 +4,8 @@ Plain data and JSON only (no pickle): an RQ job carries a ``PartPayload`` (which
 which job to decode, from where, how and with what context); results come back on one
 Redis Stream, one entry per event (a segment, a route chosen, the part done, stopped or
 failed), each naming the run it belongs to so that the app can refuse the news of a run
-it has already given up. Keys live under one prefix so that several data folders can
-share one Redis only if they choose different prefixes.
+it has already given up. Keys live under one prefix; one Redis database serves one data
+folder (another app uses another database: ``redis://host/1``).
 """
 
 from __future__ import annotations
