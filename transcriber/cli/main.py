@@ -10,13 +10,28 @@ from typing import Sequence
 from .. import __version__
 from ..app import open_app
 from ..errors import TranscriberError
-from . import automation, jobs, record
+from . import automation, jobs, record, search
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS}
+COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **search.COMMANDS}
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
 STANDALONE_COMMANDS = {"self-test"}
+
+
+class UpgradeProgress:
+    """Says on stderr how a long database upgrade advances (building the search index of a large library)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self._shown: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        step = done * 10 // max(1, total)  # every tenth, so a log stays short
+        if step > self._shown.get(what, -1):
+            self._shown[what] = step
+            self.stream.write(f"{what}: {done} of {total} segments ({done * 100 // max(1, total)}%)\n")
+            self.stream.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(commands)
     automation.add_parsers(commands)
     record.add_parsers(commands)
+    search.add_parsers(commands)
     return parser
 
 
@@ -47,7 +63,7 @@ def run_command(argv: Sequence[str]) -> int:
     if args.command in STANDALONE_COMMANDS:
         return COMMANDS[args.command](None, args)
     try:
-        app = open_app(args.data_dir, verbose=args.verbose)
+        app = open_app(args.data_dir, verbose=args.verbose, on_progress=UpgradeProgress())
     except TranscriberError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
