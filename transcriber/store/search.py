@@ -139,17 +139,29 @@ class SearchPart(StorePart):
         if since is not None:
             conditions.append("j.created_at >= ?")
             parameters.append(since)
+        # Two steps: rank every match and keep the best ``limit`` first, then make snippets
+        # for those alone (a snippet costs more than ranking, and a frequent word matches thousands).
         sql = f"""
+            WITH best AS (
+                SELECT segment_fts.rowid AS id, segment_fts.rank AS rank, j.created_at AS created_at,
+                       s.start_seconds AS start_seconds, s.idx AS idx
+                FROM segment_fts
+                JOIN segment s ON s.id = segment_fts.rowid
+                JOIN job j ON j.id = s.job_id
+                JOIN user u ON u.id = j.user_id
+                WHERE {' AND '.join(conditions)}
+                ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
+                LIMIT ?)
             SELECT s.job_id, j.source_path, s.idx, s.start_seconds, s.end_seconds, s.text,
-                   snippet(segment_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}), segment_fts.rank, u.name, j.created_at
-            FROM segment_fts
-            JOIN segment s ON s.id = segment_fts.rowid
+                   snippet(segment_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}), best.rank, u.name, j.created_at
+            FROM best
+            JOIN segment_fts ON segment_fts.rowid = best.id
+            JOIN segment s ON s.id = best.id
             JOIN job j ON j.id = s.job_id
             JOIN user u ON u.id = j.user_id
-            WHERE {' AND '.join(conditions)}
-            ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
-            LIMIT ?"""
-        rows = self.db.execute_sql(sql, [marks[0], marks[1], *parameters, limit]).fetchall()
+            WHERE segment_fts MATCH ?
+            ORDER BY best.rank, best.created_at DESC, best.start_seconds, best.idx"""
+        rows = self.db.execute_sql(sql, [*parameters, limit, marks[0], marks[1], match]).fetchall()
         return [
             SearchHit(
                 job_id=job_id,
