@@ -10,6 +10,7 @@ saying so.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -139,29 +140,31 @@ class SearchPart(StorePart):
         if since is not None:
             conditions.append("j.created_at >= ?")
             parameters.append(since)
-        # Two steps: rank every match and keep the best ``limit`` first, then make snippets
-        # for those alone (a snippet costs more than ranking, and a frequent word matches thousands).
+        # Two steps: rank every match and keep the best ``limit``, then make snippets for those
+        # alone (a snippet costs more than ranking, and a frequent word matches thousands). The
+        # snippets come from one pass over the matches in the hits' rowid range: a lookup per
+        # hit would parse the query again each time.
         sql = f"""
-            WITH best AS (
-                SELECT segment_fts.rowid AS id, segment_fts.rank AS rank, j.created_at AS created_at,
-                       s.start_seconds AS start_seconds, s.idx AS idx
-                FROM segment_fts
-                JOIN segment s ON s.id = segment_fts.rowid
-                JOIN job j ON j.id = s.job_id
-                JOIN user u ON u.id = j.user_id
-                WHERE {' AND '.join(conditions)}
-                ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
-                LIMIT ?)
-            SELECT s.job_id, j.source_path, s.idx, s.start_seconds, s.end_seconds, s.text,
-                   snippet(segment_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}), best.rank, u.name, j.created_at
-            FROM best
-            JOIN segment_fts ON segment_fts.rowid = best.id
-            JOIN segment s ON s.id = best.id
+            SELECT s.id, s.job_id, j.source_path, s.idx, s.start_seconds, s.end_seconds, s.text,
+                   segment_fts.rank, u.name, j.created_at
+            FROM segment_fts
+            JOIN segment s ON s.id = segment_fts.rowid
             JOIN job j ON j.id = s.job_id
             JOIN user u ON u.id = j.user_id
-            WHERE segment_fts MATCH ?
-            ORDER BY best.rank, best.created_at DESC, best.start_seconds, best.idx"""
-        rows = self.db.execute_sql(sql, [*parameters, limit, marks[0], marks[1], match]).fetchall()
+            WHERE {' AND '.join(conditions)}
+            ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
+            LIMIT ?"""
+        rows = self.db.execute_sql(sql, [*parameters, limit]).fetchall()
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        snippets = dict(
+            self.db.execute_sql(
+                f"""SELECT rowid, snippet(segment_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}) FROM segment_fts
+                    WHERE segment_fts MATCH ? AND rowid BETWEEN ? AND ? AND +rowid IN (SELECT value FROM json_each(?))""",
+                [marks[0], marks[1], match, min(ids), max(ids), json.dumps(ids)],
+            ).fetchall()
+        )
         return [
             SearchHit(
                 job_id=job_id,
@@ -170,12 +173,12 @@ class SearchPart(StorePart):
                 start=start,
                 end=end,
                 text=text,
-                snippet=snippet,
+                snippet=snippets.get(segment_id, text),
                 rank=rank,
                 user=name,
                 created_at=created_at,
             )
-            for job_id, path, index, start, end, text, snippet, rank, name, created_at in rows
+            for segment_id, job_id, path, index, start, end, text, rank, name, created_at in rows
         ]
 
     @translating
