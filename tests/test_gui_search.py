@@ -80,3 +80,15 @@ def test_typing_shows_hits_by_file_and_a_hit_opens_its_transcript_at_the_segment
     dock.field.setText("((")
     qtbot.waitUntil(lambda: "Nothing to search for" in dock.status.text(), timeout=10000)
     assert file_rows(dock) == []
+
+
+def test_an_existing_library_is_indexed_before_the_window_opens_with_progress(make_gui, qtbot, corpus, data_dir):
+    from test_search import pre_search_library
+
+    pre_search_library(data_dir, corpus, 30_000)
+    gui = make_gui(start=False, user="ann")
+    assert gui.upgrade_progress.last == (30_000, 30_000)  # the dialog went to the end
+    dock = gui.window.open_search()
+    dock.field.setText('"fellow americans"')
+    qtbot.waitUntil(lambda: dock.hit_items() != [], timeout=10000)
+    assert dock.results.more and file_rows(dock) == ["interviews.flac — 50 hits"]

@@ -214,16 +214,17 @@ def test_a_running_job_is_searchable_while_it_runs(data_dir, sample_speech, tmp_
         engine.wait(timeout=120)
 
 
-def test_an_existing_library_gets_its_index_on_upgrade_with_progress(tmp_path, corpus):
-    """A database from before search, with 45 000 segments, is indexed the first time a command opens it."""
-    from transcriber.store import migrations
+def pre_search_library(data_dir: Path, corpus: dict, segments: int) -> None:
+    """A database in ``data_dir`` at the schema before search, with one of ann's jobs of ``segments`` segments.
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    database = data_dir / "transcriber.db"
-    connection = sqlite3.connect(database)
+    The segments say the corpus references (English and French), one after another.
+    """
     from peewee import SqliteDatabase
 
+    from transcriber.store import migrations
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = data_dir / "transcriber.db"
     db = SqliteDatabase(str(database))
     before_search = migrations.MIGRATIONS[: migrations.MIGRATIONS.index(migrations._v4_search)]
     for version, step in enumerate(before_search, start=1):
@@ -232,17 +233,24 @@ def test_an_existing_library_gets_its_index_on_upgrade_with_progress(tmp_path, c
     db.close()
     sentences = [entry["reference"] for entry in corpus.values() if entry["lang"] in ("en", "fr")]
     now = time.time()
+    connection = sqlite3.connect(database)
     connection.execute("INSERT INTO user (id, name, created_at) VALUES (1, 'ann', ?)", (now,))
     connection.execute(
         "INSERT INTO job (id, user_id, source_path, size_bytes, mtime, content_hash, duration_seconds, model, options,"
-        " status, created_at, updated_at) VALUES (1, 1, '/archive/interviews.flac', 1, 0, 'h', 90000, 'tiny.en', '{}',"
-        " 'completed', ?, ?)", (now, now))
+        " status, created_at, updated_at) VALUES (1, 1, '/archive/interviews.flac', 1, 0, 'h', ?, 'tiny.en', '{}',"
+        " 'completed', ?, ?)", (2.0 * segments, now, now))
     connection.executemany(
         "INSERT INTO segment (job_id, idx, start_seconds, end_seconds, text) VALUES (1, ?, ?, ?, ?)",
-        [(i, 2.0 * i, 2.0 * i + 2, sentences[i % len(sentences)]) for i in range(45_000)],
+        [(i, 2.0 * i, 2.0 * i + 2, sentences[i % len(sentences)]) for i in range(segments)],
     )
     connection.commit()
     connection.close()
+
+
+def test_an_existing_library_gets_its_index_on_upgrade_with_progress(tmp_path, corpus):
+    """A database from before search, with 45 000 segments, is indexed the first time a command opens it."""
+    data_dir = tmp_path / "data"
+    pre_search_library(data_dir, corpus, 45_000)
 
     result = search(data_dir, "forets", "--limit", "3")
     assert result.returncode == 0, result.stderr
