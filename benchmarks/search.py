@@ -165,7 +165,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     results: dict = {"date": date.today().isoformat(), "machine": machine(),
-                     "hours": args.hours}
+                     "hours": args.hours, "load_average_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
         path = Path(folder) / "transcriber.db"
         started = time.perf_counter()
@@ -209,16 +209,19 @@ def main() -> int:
         results["commit_one_segment_without_index_ms"] = commit_latency(store, vocabulary)
         store.close()
 
+    results["load_average_end"] = round(os.getloadavg()[0], 2)
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / "search.json").write_text(json.dumps(results, indent=2))
     mb = 1024 * 1024
     print(f"\n{results['hours']:g} hours: {results['jobs']} jobs, {results['segments']} segments, "
-          f"{results['words'] / 1e6:.1f} million words; {results['date']}, {results['machine']}\n")
+          f"{results['words'] / 1e6:.1f} million words; {results['date']}, {results['machine']}; "
+          f"load average {results['load_average_start']} at the start, {results['load_average_end']} at the end\n")
     print("| measure | value |\n|---|---|")
     print(f"| database before the index | {results['database_bytes_before'] / mb:.0f} MB |")
     print(f"| index on disk | {results['index_bytes'] / mb:.0f} MB |")
-    print(f"| build the index from scratch (upgrade) | {results['build_seconds']} s |")
+    print(f"| build the index from scratch (upgrade) | {results['build_seconds']} s "
+          f"({results['build_seconds'] / results['segments'] * 1e6:.0f} µs per segment) |")
     print(f"| commit one segment, with the index / without | {results['commit_one_segment_ms']} ms / "
           f"{results['commit_one_segment_without_index_ms']} ms |")
     for label, entry in results["queries"].items():
