@@ -71,7 +71,7 @@ def made_up_words(count: int, rng: random.Random) -> list[str]:
 def pre_search_database(path: Path, hours: float, rng: random.Random) -> dict:
     """A database at the schema version before search, filled with ``hours`` of synthetic transcripts."""
     db = SqliteDatabase(str(path), pragmas={"journal_mode": "wal", "foreign_keys": 1})
-    for version, step in enumerate(migrations.MIGRATIONS[: migrations.MIGRATIONS.index(migrations._v4_search)], start=1):
+    for version, step in enumerate(migrations.MIGRATIONS[: migrations.SEARCH_VERSION - 1], start=1):
         step(db)
         db.execute_sql(f"PRAGMA user_version = {version}")
     db.close()

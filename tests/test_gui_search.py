@@ -18,25 +18,30 @@ def file_rows(dock) -> list[str]:
 
 def test_typing_shows_hits_by_file_and_a_hit_opens_its_transcript_at_the_segment(make_gui, qtbot, corpus):
     gui = make_gui([corpus[JFK]["path"], corpus[FRENCH]["path"]])
-    qtbot.waitUntil(lambda: len(gui.window.model.jobs()) == 2
-                    and all(job.status is JobStatus.COMPLETED for job in gui.window.model.jobs()), timeout=180000)
-    jobs = {job.file_name: job.id for job in gui.window.model.jobs()}
     dock = gui.window.library_search
     assert not dock.isVisible()
 
     # Ctrl+Shift+F shows the search with the cursor in its field.
     gui.window.show()
+    qtbot.waitExposed(gui.window)
     gui.window.activateWindow()
+    qtbot.waitUntil(gui.window.isActiveWindow, timeout=5000)
     gui.window.table.setFocus()
     qtbot.keyClick(gui.window.table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(dock.isVisible, timeout=5000)
     assert dock.field.hasFocus() or gui.window.focusWidget() is dock.field
 
-    # Hits follow the typing: accents ignored, then a prefix, then words of both files.
+    # Typed before anything is transcribed: the hit appears as the segments are committed.
     qtbot.keyClicks(dock.field, "forets")
-    qtbot.waitUntil(lambda: file_rows(dock) == [f"{FRENCH} — 1 hit"], timeout=10000)
+    qtbot.waitUntil(lambda: dock.results is not None, timeout=10000)
+    qtbot.waitUntil(lambda: len(gui.window.model.jobs()) == 2
+                    and all(job.status is JobStatus.COMPLETED for job in gui.window.model.jobs()), timeout=180000)
+    jobs = {job.file_name: job.id for job in gui.window.model.jobs()}
+    qtbot.waitUntil(lambda: file_rows(dock) == [f"{FRENCH} — 1 hit"], timeout=10000)  # accents ignored
     (hit_item,) = dock.hit_items()
     assert "<b>forêts</b>" in hit_item.data(1, Qt.ItemDataRole.UserRole + 2)
+
+    # Hits follow the typing: a part of a word, then a prefix, then words of both files.
     dock.field.clear()
     qtbot.keyClicks(dock.field, "coun")
     qtbot.waitUntil(lambda: dock.results is not None and dock.results.query == "coun", timeout=10000)

@@ -226,7 +226,7 @@ def pre_search_library(data_dir: Path, corpus: dict, segments: int) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     database = data_dir / "transcriber.db"
     db = SqliteDatabase(str(database))
-    before_search = migrations.MIGRATIONS[: migrations.MIGRATIONS.index(migrations._v4_search)]
+    before_search = migrations.MIGRATIONS[: migrations.SEARCH_VERSION - 1]
     for version, step in enumerate(before_search, start=1):
         step(db)
         db.execute_sql(f"PRAGMA user_version = {version}")

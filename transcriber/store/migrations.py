@@ -259,6 +259,7 @@ def _v4_search(db: SqliteDatabase, on_progress: ProgressCallback | None = None) 
 
 MIGRATIONS: list[Callable[..., None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_search]
 LATEST_VERSION = len(MIGRATIONS)
+SEARCH_VERSION = MIGRATIONS.index(_v4_search) + 1  # the version that adds the full-text index (upgrade tests start below it)
 
 
 def schema_version(db: SqliteDatabase) -> int:

@@ -194,9 +194,3 @@ class SearchPart(StorePart):
             StoreError: it does not (FTS5's integrity check failed).
         """
         self.db.execute_sql("INSERT INTO segment_fts(segment_fts, rank) VALUES ('integrity-check', 1)")
-
-    @translating
-    def rebuild(self) -> None:
-        """Build the index again from every segment (a repair; the triggers keep it in step otherwise)."""
-        with self.db.atomic():
-            self.db.execute_sql("INSERT INTO segment_fts(segment_fts) VALUES ('rebuild')")
