@@ -132,6 +132,11 @@ def test_a_query_fts_cannot_parse_is_searched_as_plain_words_with_a_message(libr
     assert "not valid search syntax" in result.stderr and "Traceback" not in result.stderr
     assert "[fellow]" in result.stdout and "[Americans]" in result.stdout
 
+    # Words that name database troubles ("busy", "locked", "full") are words like any other.
+    unknown_column = search(library, "country:busy")
+    assert unknown_column.returncode == 1 and "not valid search syntax" in unknown_column.stderr
+    assert "locked" not in unknown_column.stderr
+
     for query in ("((", "AND", "   "):
         refused = search(library, query)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr

@@ -6,6 +6,9 @@ updates it without knowing it exists. Queries use FTS5's syntax: words (all must
 ``"a phrase"``, ``prefix*``, ``AND``/``OR``/``NOT`` and parentheses; matching ignores case
 and accents. A query FTS5 cannot parse is searched again as its plain words, with a note
 saying so.
+
+Speakers, once they exist, join the index through the view ``segment_search`` and the
+index's ``speaker`` column: migration 4's docstring says what their migration changes.
 """
 
 from __future__ import annotations
@@ -16,17 +19,14 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-import peewee
-
-from ..errors import SearchQueryError, StoreError
-from .db import StorePart, describe, translating
+from ..errors import SearchQueryError
+from .db import StorePart, translating
 
 DEFAULT_LIMIT = 50
 SNIPPET_TOKENS = 12  # words of context around the match in a snippet
 
-# Failures of the database itself, as opposed to a query FTS5 cannot parse.
-_DATABASE_TROUBLE = ("locked", "busy", "full", "malformed", "not a database", "readonly", "read-only", "unable to open",
-                     "no such table")
+# How FTS5 words a query it cannot parse (for Pythons before 3.11, whose errors carry no SQLite code).
+_QUERY_ERRORS = ("fts5:", "unterminated string", "no such column")
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _OPERATORS = {"AND", "OR", "NOT", "NEAR"}
@@ -65,6 +65,14 @@ class SearchResults:
     hits: list[SearchHit] = field(default_factory=list)
     more: bool = False  # there are hits beyond the limit
     note: str | None = None
+
+
+def is_query_error(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is FTS5 refusing the query's syntax (SQLITE_ERROR), not a failing database (busy, full...)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None and code != 1:  # 1 is SQLITE_ERROR; busy, locked, full, corrupt have codes of their own
+        return False
+    return str(error).lower().startswith(_QUERY_ERRORS)
 
 
 def fts_query(query: str) -> str:
@@ -116,9 +124,9 @@ class SearchPart(StorePart):
         try:
             hits = self._run(fts_query(query), user, model, since, limit + 1, marks)
             note = None
-        except (peewee.OperationalError, sqlite3.OperationalError) as error:
-            if any(trouble in str(error).lower() for trouble in _DATABASE_TROUBLE):
-                raise StoreError(describe(error, self.path)) from error
+        except sqlite3.OperationalError as error:
+            if not is_query_error(error):
+                raise
             fallback = plain_words(query)
             if fallback is None:
                 raise SearchQueryError(
@@ -154,12 +162,14 @@ class SearchPart(StorePart):
             WHERE {' AND '.join(conditions)}
             ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
             LIMIT ?"""
-        rows = self.db.execute_sql(sql, [*parameters, limit]).fetchall()
+        # The sqlite3 connection itself: its errors keep their SQLite code (peewee's wrapping drops it).
+        connection = self.db.connection()
+        rows = connection.execute(sql, [*parameters, limit]).fetchall()
         if not rows:
             return []
         ids = [row[0] for row in rows]
         snippets = dict(
-            self.db.execute_sql(
+            connection.execute(
                 f"""SELECT rowid, snippet(segment_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}) FROM segment_fts
                     WHERE segment_fts MATCH ? AND rowid BETWEEN ? AND ? AND +rowid IN (SELECT value FROM json_each(?))""",
                 [marks[0], marks[1], match, min(ids), max(ids), json.dumps(ids)],
