@@ -33,6 +33,7 @@ from .scaleout.media import MediaError, transport_for
 from .services.watch import WatchService
 from .services.webhooks import WebhookDispatcher
 from .store import Store
+from .store.migrations import ProgressCallback
 
 log = logging.getLogger("transcriber")
 
@@ -163,15 +164,18 @@ class App:
         self.store.close()
 
 
-def open_app(data_dir: str | os.PathLike | None = None, *, listener: EngineListener | None = None, verbose: bool = False) -> App:
+def open_app(data_dir: str | os.PathLike | None = None, *, listener: EngineListener | None = None, verbose: bool = False,
+             on_progress: ProgressCallback | None = None) -> App:
     """Open the data folder and build the engine and its services. Nothing heavy happens here: no model loads.
+
+    ``on_progress`` is told how a long database upgrade advances (``migrations.ProgressCallback``).
 
     Raises:
         StoreError: the database cannot be opened.
     """
     paths = resolve_paths(data_dir).ensure()
     setup_logging(paths, verbose=verbose)
-    store = Store.open(paths.database)
+    store = Store.open(paths.database, on_progress=on_progress)
     settings = store.settings.read()
     models = ModelPool(paths.model_cache, workers=settings.workers, idle_seconds=settings.model_idle_unload_seconds)
     engine = Engine(store, models, default_export_dir=paths.default_export_dir, listener=listener)

@@ -56,3 +56,7 @@ class ConfigError(TranscriberError):
 
 class AutomationError(TranscriberError):
     """A webhook or watch folder setting is invalid, or names one that does not exist."""
+
+
+class SearchQueryError(TranscriberError):
+    """A search query has nothing to search for (no word in it)."""

@@ -11,10 +11,10 @@ from .. import __version__
 from ..app import open_app
 from ..engine.listener import EngineListener
 from ..errors import TranscriberError
-from . import automation, jobs, record, worker
+from . import automation, jobs, record, search, worker
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **worker.COMMANDS}
+COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **search.COMMANDS, **worker.COMMANDS}
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
 STANDALONE_COMMANDS = {"self-test", "worker"}
@@ -25,6 +25,21 @@ class TerminalListener(EngineListener):
 
     def engine_notice(self, message: str) -> None:
         print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+class UpgradeProgress:
+    """Says on stderr how a long database upgrade advances (building the search index of a large library)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self._shown: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        step = done * 10 // max(1, total)  # every tenth, so a log stays short
+        if step > self._shown.get(what, -1):
+            self._shown[what] = step
+            self.stream.write(f"{what}: {done} of {total} segments ({done * 100 // max(1, total)}%)\n")
+            self.stream.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(commands)
     automation.add_parsers(commands)
     record.add_parsers(commands)
+    search.add_parsers(commands)
     worker.add_parsers(commands)
     return parser
 
@@ -56,7 +72,7 @@ def run_command(argv: Sequence[str]) -> int:
     if args.command in STANDALONE_COMMANDS:
         return COMMANDS[args.command](None, args)
     try:
-        app = open_app(args.data_dir, listener=TerminalListener(), verbose=args.verbose)
+        app = open_app(args.data_dir, listener=TerminalListener(), verbose=args.verbose, on_progress=UpgradeProgress())
     except TranscriberError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Slot
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from ..app import App, Serving, login_user, open_app
 from ..errors import EngineBusy, TranscriberError
@@ -33,6 +33,32 @@ from .tray import Tray
 log = logging.getLogger(__name__)
 
 LOCK_RETRY_MS = 3000
+
+
+class UpgradeProgress:
+    """Shows a long database upgrade (building the search index of a large library) before the window opens.
+
+    Called on the GUI thread by the upgrade itself, so it paints by processing events.
+    """
+
+    def __init__(self):
+        self._dialog: QProgressDialog | None = None
+        self.last: tuple[int, int] | None = None  # (done, total) last shown
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self._dialog is None:
+            self._dialog = QProgressDialog(f"{what} (once, after an update)…", None, 0, total)  # nothing to cancel
+            self._dialog.setWindowTitle("transcriber")
+            self._dialog.setWindowIcon(app_icon())
+            self._dialog.setMinimumDuration(0)
+        self._dialog.setMaximum(total)
+        self._dialog.setValue(done)
+        self.last = (done, total)
+        QApplication.processEvents()
+        if done >= total:
+            self._dialog.close()
+            self._dialog.deleteLater()
+            self._dialog = None
 
 
 class TranscriberGui(QObject):
@@ -53,7 +79,8 @@ class TranscriberGui(QObject):
                  poll_ms: int = 1000, refresh_ms: int = 1000, stop_timeout_ms: int = 30000):
         super().__init__()
         self.signals = EngineSignals(self)
-        self.app: App = open_app(data_dir, listener=self.signals.listener, verbose=verbose)
+        self.upgrade_progress = UpgradeProgress()
+        self.app: App = open_app(data_dir, listener=self.signals.listener, verbose=verbose, on_progress=self.upgrade_progress)
         self.user = user or login_user()
         self.stop_timeout_ms = stop_timeout_ms
         self.tasks = TaskRunner(cleanup=self.app.store.close, parent=self)

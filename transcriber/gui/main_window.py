@@ -35,6 +35,7 @@ from .dialogs import ExportDialog, show_about
 from .icons import app_icon, themed
 from .notices import NoticePanel
 from .queue_model import COLUMN, JOB_ROLE, JobTableModel, QueueSummary, summarise
+from .search_view import LibrarySearch
 from .tasks import TaskRunner
 from .tray import Tray
 
@@ -146,6 +147,11 @@ class MainWindow(QMainWindow):
         self.remote_label = QLabel()  # "2 remote workers: gpu-box, office-2" with the redis backend
         self.statusBar().addPermanentWidget(self.remote_label)
 
+        self.library_search = LibrarySearch(app, tasks, user=user, parent=self)
+        self.library_search.hit_activated.connect(self.open_hit)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.library_search)
+        self.library_search.hide()
+
         self._build_actions()
         self._update_actions()
         self._show_summary(self.summary)
@@ -153,6 +159,7 @@ class MainWindow(QMainWindow):
 
         signals.job_changed.connect(self._on_job_changed)
         signals.segments_added.connect(self._on_segments_added)
+        signals.segments_added.connect(self.library_search.on_segments_added)
         signals.engine_error.connect(self._on_engine_error)
         signals.engine_notice.connect(self._on_engine_error)
 
@@ -200,6 +207,8 @@ class MainWindow(QMainWindow):
             "export": a("export", "Export…", "document-save-as", "Ctrl+E", self.export_selected),
             "settings": a("settings", "Settings…", "preferences-system", QKeySequence.StandardKey.Preferences, self.open_settings),
             "statistics": a("statistics", "Statistics", "view-statistics", "Ctrl+I", self.open_statistics),
+            "search": a("search", "Search transcripts…", "edit-find", "Ctrl+Shift+F", self.open_search,
+                        "Find words in every transcript"),
             "automation": a("automation", "Automation…", "network-transmit", None, self.open_automation,
                             tip="Webhooks, their delivery log, watch folders"),
             "about": a("about", "About transcriber", "help-about", None, self.about),
@@ -223,7 +232,7 @@ class MainWindow(QMainWindow):
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.setMovable(False)
         for key in ("add_files", "add_folder", None, "pause", "resume", "cancel", "retry", None, "move_up", "move_down",
-                    "remove", None, "open_transcript", "export"):
+                    "remove", None, "open_transcript", "export", None, "search"):
             if key is None:
                 toolbar.addSeparator()
             else:
@@ -242,6 +251,7 @@ class MainWindow(QMainWindow):
         queue_menu.addAction(table["pause_all"])
         queue_menu.addAction(table["resume_all"])
         queue_menu.addSeparator()
+        queue_menu.addAction(table["search"])
         queue_menu.addAction(table["statistics"])
         queue_menu.addAction(table["automation"])
         help_menu = menus.addMenu("&Help")
@@ -447,6 +457,22 @@ class MainWindow(QMainWindow):
         window.show()
         window.raise_()
         window.activateWindow()
+        return window
+
+    @Slot()
+    def open_search(self) -> LibrarySearch:
+        """Show the library search and put the cursor in its field."""
+        self.library_search.focus_field()
+        return self.library_search
+
+    @Slot(object)
+    def open_hit(self, hit):
+        """Open the transcript of a search hit at its segment, highlighted, playing from there."""
+        window = self.open_transcript(hit.job_id)
+        if window is not None:
+            window.show_segment(hit.segment_index, play=True)
+        else:
+            self.statusBar().showMessage(f"Job {hit.job_id} no longer exists.", 8000)
         return window
 
     def transcript_windows(self) -> dict[int, QWidget]:

@@ -138,6 +138,10 @@ class SegmentModel(QAbstractTableModel):
                 self.endInsertRows()
         self._starts = [segment.start for segment in self._segments]
 
+    def row_of(self, index: int) -> int | None:
+        """The row showing the segment with ``index`` (None while it is not loaded)."""
+        return next((row for row, segment in enumerate(self._segments) if segment.index == index), None)
+
     def row_at_time(self, seconds: float) -> int | None:
         """The row of the segment playing at ``seconds`` (the last one starting at or before it)."""
         row = bisect.bisect_right(self._starts, seconds + 1e-6) - 1
@@ -169,6 +173,7 @@ class TranscriptWindow(QWidget):
         self._audio = None
         self._match_rows: list[int] = []
         self._match_at = -1
+        self._wanted: tuple[int, bool] | None = None  # (segment index, play) to show once it is loaded
         self.setWindowIcon(app_icon())
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(820, 600)
@@ -246,12 +251,17 @@ class TranscriptWindow(QWidget):
 
     def reload(self) -> None:
         store, job_id = self.app.store, self.job.id
-        self.tasks.run(lambda: store.transcripts.segments(job_id), self.model.merge, self._on_error)
+        self.tasks.run(lambda: store.transcripts.segments(job_id), self._on_loaded, self._on_error)
+
+    def _on_loaded(self, segments: list[Segment]) -> None:
+        self.model.merge(segments)
+        self._show_wanted()
 
     @Slot(object, object)
     def _on_segments_added(self, job: Job, segments: list[Segment]) -> None:
         if job.id == self.job.id:
             self.model.merge(segments)
+            self._show_wanted()
             self._show_job(job)
             if self.search.text():
                 self._on_search_changed(self.search.text())
@@ -316,6 +326,28 @@ class TranscriptWindow(QWidget):
         self.table.selectRow(row)
         self.table.scrollTo(self.model.index(row, 0))
         self._show_match_count()
+
+    def show_segment(self, index: int, *, play: bool = True) -> None:
+        """Scroll to the segment with ``index``, select and highlight it, and play the recording from its start.
+
+        A segment not loaded yet (the window just opened) is shown as soon as it is.
+        """
+        self._wanted = (index, play)
+        self._show_wanted()
+
+    def _show_wanted(self) -> None:
+        if self._wanted is None:
+            return
+        index, play = self._wanted
+        row = self.model.row_of(index)
+        if row is None:
+            return
+        self._wanted = None
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        if play:
+            self.play_from(row)
+        self.model.set_current(row)
 
     def selected_row(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()

@@ -9,6 +9,7 @@ plain dataclasses of ``jobs`` and ``records``:
 - ``store.transcripts``: segments in time order, corrections;
 - ``store.settings``: the settings (one ``Settings`` snapshot per read);
 - ``store.stats``: figures over finished jobs;
+- ``store.search``: the full-text index of every transcript;
 - ``store.automation``: webhooks, the delivery outbox and log, watch folders.
 
 Connections are per thread (peewee opens one on first use); a thread that is done with
@@ -29,8 +30,9 @@ from .automation import AutomationPart
 from .backlog import BacklogPart
 from .db import back_up, create_private, database, describe, integrity_problem
 from .jobs import JobsPart
-from .migrations import LATEST_VERSION, migrate, schema_version
+from .migrations import LATEST_VERSION, ProgressCallback, migrate, schema_version
 from .schema import build_models
+from .search import SearchPart
 from .settings import SettingsPart
 from .stats import StatsPart
 from .transcripts import TranscriptsPart
@@ -54,6 +56,7 @@ class Store:
         self.transcripts = TranscriptsPart(self.db, models, self.path)
         self.settings = SettingsPart(self.db, models, self.path)
         self.stats = StatsPart(self.db, models, self.path)
+        self.search = SearchPart(self.db, models, self.path)
 
     @property
     def backup_path(self) -> Path:
@@ -61,8 +64,11 @@ class Store:
         return self.path.parent / "backups" / f"{self.path.name}.bak"
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, timeout: float = 15.0) -> "Store":
+    def open(cls, path: str | os.PathLike, *, timeout: float = 15.0, on_progress: ProgressCallback | None = None) -> "Store":
         """Open (creating if needed), check and migrate the database at ``path``.
+
+        ``on_progress`` is told how a long upgrade step advances (building the search index
+        over an existing library).
 
         A database in a folder that cannot be written opens read-only: reading works,
         writing fails with a message saying so.
@@ -89,7 +95,7 @@ class Store:
                             "that cannot be written there; open it once where it can be written."
                         )
                 else:
-                    migrate(store.db)
+                    migrate(store.db, on_progress=on_progress)
         except RuntimeError as error:
             raise StoreError(str(error)) from error
         except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error, OSError) as error:

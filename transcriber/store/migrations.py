@@ -5,6 +5,7 @@ Each migration is frozen DDL: never edit one that has shipped, add the next inst
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Callable
 
@@ -209,16 +210,82 @@ def _v4_scale_out(db: SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_scale_out]
+# Progress of a long step: (what is being done, units done, units in all).
+ProgressCallback = Callable[[str, int, int], None]
+
+SEARCH_INDEX_BATCH = 20_000  # segments indexed between two progress reports
+
+
+def _v5_search(db: SqliteDatabase, on_progress: ProgressCallback | None = None) -> None:
+    """A full-text index over every segment's text, kept in step by triggers, filled for the segments already there.
+
+    The index (FTS5, accent- and case-insensitive) takes its content from the view
+    ``segment_search`` (one row per segment: id, text, speaker), so it stores only the
+    index, not a second copy of the text. Triggers on ``segment`` keep it in step with every
+    writer: committed segments, edits, and removals (a job's removal deletes its segments,
+    and SQLite fires the delete trigger for rows removed by ON DELETE CASCADE too).
+
+    Speakers hook: ``speaker`` is '' until speakers exist. The migration that adds them
+    redefines the view to take the speaker's name (DROP VIEW, CREATE VIEW with a LEFT JOIN),
+    recreates the three segment triggers so they pass that name as ``speaker``, adds a
+    trigger on renaming a speaker that issues the FTS 'delete' for each of that speaker's
+    segments with the old name and inserts them again with the new one, and ends with
+    ``INSERT INTO segment_fts(segment_fts) VALUES ('rebuild')``.
+    """
+    statements = [
+        "CREATE VIEW segment_search AS SELECT id, text, '' AS speaker FROM segment",
+        """CREATE VIRTUAL TABLE segment_fts USING fts5(
+            text, speaker,
+            content='segment_search', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2')""",
+        """CREATE TRIGGER segment_fts_insert AFTER INSERT ON segment BEGIN
+            INSERT INTO segment_fts(rowid, text, speaker) VALUES (new.id, new.text, '');
+        END""",
+        """CREATE TRIGGER segment_fts_delete AFTER DELETE ON segment BEGIN
+            INSERT INTO segment_fts(segment_fts, rowid, text, speaker) VALUES ('delete', old.id, old.text, '');
+        END""",
+        """CREATE TRIGGER segment_fts_update AFTER UPDATE OF text ON segment BEGIN
+            INSERT INTO segment_fts(segment_fts, rowid, text, speaker) VALUES ('delete', old.id, old.text, '');
+            INSERT INTO segment_fts(rowid, text, speaker) VALUES (new.id, new.text, '');
+        END""",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+    # The segments written before the upgrade, in batches so a large library reports progress.
+    total = db.execute_sql("SELECT COUNT(*) FROM segment").fetchone()[0]
+    done, last_id = 0, 0
+    while done < total:
+        cursor = db.execute_sql(
+            "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM segment WHERE id > ? ORDER BY id LIMIT ?)",
+            (last_id, SEARCH_INDEX_BATCH),
+        )
+        batch_last, count = cursor.fetchone()
+        if not count:
+            break
+        db.execute_sql(
+            "INSERT INTO segment_fts(rowid, text, speaker) SELECT id, text, speaker FROM segment_search "
+            "WHERE id > ? AND id <= ?",
+            (last_id, batch_last),
+        )
+        done, last_id = done + count, batch_last
+        if on_progress is not None:
+            on_progress("Building the search index", done, total)
+
+
+MIGRATIONS: list[Callable[..., None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_scale_out, _v5_search]
 LATEST_VERSION = len(MIGRATIONS)
+SEARCH_VERSION = MIGRATIONS.index(_v5_search) + 1  # the version that adds the full-text index (upgrade tests start below it)
 
 
 def schema_version(db: SqliteDatabase) -> int:
     return db.execute_sql("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(db: SqliteDatabase) -> int:
+def migrate(db: SqliteDatabase, on_progress: ProgressCallback | None = None) -> int:
     """Bring the schema to the latest version, one transaction per step.
+
+    Args:
+        on_progress: told how a long step (building an index over existing rows) advances.
 
     Returns:
         The version the database is at afterwards.
@@ -233,7 +300,11 @@ def migrate(db: SqliteDatabase) -> int:
         )
     for version in range(current + 1, LATEST_VERSION + 1):
         with db.atomic():
-            MIGRATIONS[version - 1](db)
+            step = MIGRATIONS[version - 1]
+            if "on_progress" in inspect.signature(step).parameters:
+                step(db, on_progress=on_progress)
+            else:
+                step(db)
             db.execute_sql(f"PRAGMA user_version = {version}")
         log.info("database schema migrated to version %d", version)
     return LATEST_VERSION
