@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .export import parse_formats
+from .jobs import TASKS
 from .languages import CODES as LANGUAGE_CODES
 from .languages import why_not_a_language
 
 PRESETS = ("fast", "balanced", "accurate")
+DEVICES = ("auto", "cpu", "cuda")
 # The most decode streams (and jobs per user) one machine may be asked for; beyond it a
 # setting is a typo, and a huge value would overflow the thread pool and the estimates.
 MAX_STREAMS = 64
@@ -76,6 +78,18 @@ def parse_preset(value: str) -> str:
     return lowered
 
 
+def choice_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser for one of ``allowed`` (any case)."""
+
+    def parse(value: str) -> str:
+        lowered = str(value).strip().lower()
+        if lowered not in allowed:
+            raise ValueError(f"choose one of {', '.join(allowed)}")
+        return lowered
+
+    return parse
+
+
 def declare(default: Any, parse: Callable[[str], Any], description: str) -> Any:
     """A field of ``Settings``: its default (a value, or a function giving one), parser and description."""
     metadata = {"parse": parse, "description": description}
@@ -112,6 +126,10 @@ class Settings:
     )
     language: str = declare("", parse_language, "default language code (empty: detect)")
     preset: str = declare("balanced", parse_preset, "speed/accuracy preset: fast, balanced or accurate")
+    task: str = declare("transcribe", choice_of(TASKS),
+                        "default task: transcribe (text in the language spoken) or translate (text in English)")
+    device: str = declare("auto", choice_of(DEVICES),
+                          "where models run: auto (a CUDA GPU when there is one, else the CPU), cpu or cuda")
     word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")
     export_dir: str = declare("", parse_text, "folder for automatic exports (empty: the data folder's transcripts/)")
     export_formats: str = declare("txt,srt", parse_format_list, "formats written on automatic export")

@@ -20,7 +20,7 @@ from ..audio.decode import format_clock
 from ..config import Settings
 from ..errors import AudioError, ModelUnavailable, SourceChanged, StoreError, TranscriberError
 from ..export import export_transcript, written_file
-from ..jobs import Job, Part, RunOutcome, Segment, Transcript
+from ..jobs import TRANSLATE, Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
 from . import estimates, intake, parts, routing
 from .listener import EngineListener
@@ -81,12 +81,17 @@ class PartRun:
             if outcome is not None:
                 return outcome
         models = self.context.models
-        load_settings, model = models.acquire(self.job.model)
+        load_settings, model = self._acquire(self.job.model)
         try:
             backend = self.context.backend_factory(model)
             if backend.is_multilingual is False and self.job.language not in (None, "en"):
                 raise ModelUnavailable(
                     f"{self.job.model} transcribes English only, so it cannot transcribe {self.job.language!r}; "
+                    "retry the file with the model base or auto."
+                )
+            if backend.is_multilingual is False and self.job.options.task == TRANSLATE:
+                raise ModelUnavailable(
+                    f"{self.job.model} is an English-only model, so it cannot translate; "
                     "retry the file with the model base or auto."
                 )
             self._maybe_split(backend)
@@ -104,10 +109,14 @@ class PartRun:
             decoded to choose, is kept), or None when it is to be decoded by another model.
         """
         job, models = self.job, self.context.models
+        if job.options.task == TRANSLATE:  # only the multilingual model translates
+            language = job.options.language or self._spoken_language()[0]
+            self._settle(routing.for_translation(language))
+            return None
         if job.options.language:
             self._settle(routing.for_given_language(job.options.language))
             return None
-        load_settings, model = models.acquire(routing.ENGLISH_MODEL)
+        load_settings, model = self._acquire(routing.ENGLISH_MODEL)
         try:
             backend = self.context.backend_factory(model)
             head = self._first_window(backend)
@@ -126,8 +135,17 @@ class PartRun:
         finally:
             models.release(load_settings)
 
+    def _acquire(self, name: str):
+        """Take model ``name`` from the pool; a model that runs on the CPU instead of the GPU leaves a warning on the job."""
+        load_settings, model = self.context.models.acquire(name)
+        note = self.context.models.device_note(load_settings)
+        if note and note != self.job.warning:
+            self.store.jobs.set_warning(self.job.id, note)
+            self.job = replace(self.job, warning=note)
+        return load_settings, model
+
     def _spoken_language(self) -> tuple[str, float]:
-        load_settings, model = self.context.models.acquire(routing.MULTILINGUAL_MODEL)
+        load_settings, model = self._acquire(routing.MULTILINGUAL_MODEL)
         try:
             return self.context.backend_factory(model).spoken_language(self.job.source_path)
         finally:

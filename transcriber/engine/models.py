@@ -194,6 +194,72 @@ def model_choices(cache_dir: Path) -> list[ModelChoice]:
     return choices
 
 
+CPU_COMPUTE_TYPE = "int8"
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where models run and with which compute type, and why (shown by self-test and the settings dialog)."""
+
+    device: str  # "cpu" or "cuda"
+    compute_type: str
+    reason: str
+
+
+def _cuda_device_count() -> int:
+    import ctranslate2  # heavy import: only when a model is about to load
+
+    try:
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # CUDA libraries present but broken: as good as none
+        return 0
+
+
+def _cuda_compute_types() -> set[str]:
+    import ctranslate2
+
+    try:
+        return set(ctranslate2.get_supported_compute_types("cuda"))
+    except Exception:
+        return set()
+
+
+def choose_device(
+    setting: str,
+    *,
+    cuda_device_count: Callable[[], int] = _cuda_device_count,
+    cuda_compute_types: Callable[[], set[str]] = _cuda_compute_types,
+    cuda_failure: str | None = None,
+) -> DeviceChoice:
+    """The device for the ``device`` setting: ``auto`` takes a CUDA GPU when CTranslate2 sees one.
+
+    int8 on the CPU; on CUDA float16, or int8_float16 on a GPU without fast float16.
+    ``cuda_failure``: why loading on CUDA already failed in this process (then the CPU, saying why).
+    """
+    if setting == "cpu":
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, "the device setting is cpu")
+    if cuda_failure:
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, f"CUDA failed, so the CPU is used: {cuda_failure}")
+    count = cuda_device_count()
+    if count <= 0:
+        if setting == "cuda":
+            return DeviceChoice(
+                "cpu", CPU_COMPUTE_TYPE,
+                "the device setting is cuda, but no CUDA GPU is usable (no GPU, driver or CUDA libraries), so the CPU is used",
+            )
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, "auto: no CUDA GPU found")
+    types = cuda_compute_types()
+    compute_type = "float16" if "float16" in types or not types else "int8_float16"
+    why = "auto: " if setting == "auto" else "the device setting is cuda: "
+    return DeviceChoice("cuda", compute_type, f"{why}{count} CUDA GPU{'s' if count != 1 else ''} found, {compute_type}")
+
+
+def is_cuda_trouble(error: BaseException) -> bool:
+    """Whether a load error is CUDA's (missing libraries, driver, out of memory) rather than the model's."""
+    text = str(error).lower()
+    return any(word in text for word in ("cuda", "cublas", "cudnn", "out of memory", "libcu", "gpu"))
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a model is loaded; a change means a separate loaded instance."""
@@ -201,13 +267,16 @@ class LoadSettings:
     path: str
     workers: int
     cpu_threads: int
-    compute_type: str = "int8"
+    compute_type: str = CPU_COMPUTE_TYPE
+    device: str = "cpu"
 
 
-def load_settings_for(path: Path, workers: int) -> LoadSettings:
+def load_settings_for(path: Path, workers: int, device: DeviceChoice | None = None) -> LoadSettings:
     """Split the cores between the jobs that may run at once (CTranslate2 replicas share the weights)."""
     cores = os.cpu_count() or 2
-    return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)))
+    device = device or DeviceChoice("cpu", CPU_COMPUTE_TYPE, "")
+    return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)),
+                        compute_type=device.compute_type, device=device.device)
 
 
 def _load_whisper(settings: LoadSettings) -> Any:
@@ -217,7 +286,7 @@ def _load_whisper(settings: LoadSettings) -> Any:
 
     return WhisperModel(
         settings.path,
-        device="cpu",
+        device=settings.device,
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,
         num_workers=settings.workers,
@@ -272,9 +341,17 @@ class ModelPool:
         workers: int = 1,
         idle_seconds: float = 300.0,
         loader: Callable[[LoadSettings], Any] = _load_whisper,
+        device: str = "auto",
+        cuda_device_count: Callable[[], int] = _cuda_device_count,
+        cuda_compute_types: Callable[[], set[str]] = _cuda_compute_types,
     ):
         self.cache_dir = Path(cache_dir)
         self.workers = workers
+        self.device = device  # the setting: auto, cpu or cuda (the engine updates it like workers)
+        self._cuda_device_count = cuda_device_count
+        self._cuda_compute_types = cuda_compute_types
+        self._cuda_failure: str | None = None  # why CUDA failed once: later loads go to the CPU at once
+        self._notes: dict[LoadSettings, str] = {}  # loaded on the CPU instead of CUDA: why
         self.idle_seconds = idle_seconds
         self._loader = loader
         limit_malloc_arenas()  # before any decode thread allocates
@@ -301,13 +378,52 @@ class ModelPool:
         for needed in (ENGLISH_MODEL, MULTILINGUAL_MODEL) if name == AUTO else (name,):
             self.resolve(needed)
 
+    def device_choice(self) -> DeviceChoice:
+        """Where the next model loads, and why."""
+        return choose_device(self.device, cuda_device_count=self._cuda_device_count,
+                             cuda_compute_types=self._cuda_compute_types, cuda_failure=self._cuda_failure)
+
+    def device_note(self, settings: LoadSettings) -> str | None:
+        """Why a model asked for on CUDA runs on the CPU (for the job's warning), or None."""
+        with self._lock:
+            return self._notes.get(settings)
+
+    def forget(self, name: str) -> None:
+        """Drop the remembered folder of ``name`` (it was removed or installed)."""
+        with self._lock:
+            self._resolved.pop(name, None)
+
     def acquire(self, name: str) -> tuple[LoadSettings, Any]:
         """Load (or reuse) model ``name``; pair every call with ``release``.
+
+        On CUDA, a load that fails for CUDA's reasons (libraries missing, out of memory)
+        loads on the CPU instead; ``device_note`` then says why.
 
         Raises:
             ModelUnavailable: it cannot be found or loaded.
         """
-        settings = load_settings_for(self.resolve(name), self.workers)
+        path = self.resolve(name)
+        choice = self.device_choice()
+        try:
+            settings, model = self._acquire(load_settings_for(path, self.workers, choice))
+            if self.device == "cuda" and choice.device == "cpu":  # asked for the GPU, got none: say so on the job
+                with self._lock:
+                    self._notes[settings] = f"Ran on the CPU: {choice.reason}"
+            return settings, model
+        except ModelUnavailable as error:
+            if choice.device != "cuda" or not is_cuda_trouble(error.__cause__ or error):
+                raise
+            reason = str(error.__cause__ or error)
+            log.warning("loading %s on CUDA failed (%s); loading it on the CPU", path, reason)
+            with self._lock:
+                self._cuda_failure = reason
+            cpu = self.device_choice()
+            settings, model = self._acquire(load_settings_for(path, self.workers, cpu))
+            with self._lock:
+                self._notes[settings] = f"Ran on the CPU: the GPU (CUDA) could not be used: {reason}"
+            return settings, model
+
+    def _acquire(self, settings: LoadSettings) -> tuple[LoadSettings, Any]:
         with self._lock:
             entry = self._entries.setdefault(settings, _Entry())
             entry.users += 1
@@ -315,7 +431,8 @@ class ModelPool:
         try:
             with entry.lock:
                 if entry.model is None:
-                    log.info("loading model %s (%d workers, %d threads each)", settings.path, settings.workers, settings.cpu_threads)
+                    log.info("loading model %s on %s/%s (%d workers, %d threads each)", settings.path, settings.device,
+                             settings.compute_type, settings.workers, settings.cpu_threads)
                     entry.model = self._loader(settings)
                     entry.loads += 1
         except ModelUnavailable:
