@@ -157,3 +157,17 @@ def test_config_sets_the_device_from_the_command_line(data_dir):
     assert result.returncode == 1 and "choose one of auto, cpu, cuda" in result.stderr and "Traceback" not in result.stderr
     run_cli("config", "set", "device", "cpu", data_dir=data_dir, check=True)
     assert run_cli("config", "get", "device", data_dir=data_dir, check=True).stdout.strip() == "cpu"
+
+
+def test_self_test_says_which_device_it_used_and_why(tmp_path):
+    import re
+
+    import ctranslate2
+
+    result = run_cli("self-test", data_dir=tmp_path / "unused")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("device:")]
+    if ctranslate2.get_cuda_device_count() == 0:
+        assert line == "device: cpu, int8 (auto: no CUDA GPU found)"
+    else:  # a machine with a GPU: the float16 or int8_float16 path
+        assert re.fullmatch(r"device: cuda, (float16|int8_float16) \(auto: \d+ CUDA GPUs? found, \w+\)", line), line

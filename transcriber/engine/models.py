@@ -383,6 +383,12 @@ class ModelPool:
         return choose_device(self.device, cuda_device_count=self._cuda_device_count,
                              cuda_compute_types=self._cuda_compute_types, cuda_failure=self._cuda_failure)
 
+    def describe_device(self, setting: str | None = None) -> str:
+        """Where models load for the device ``setting`` (default: the current one), as one line."""
+        choice = choose_device(setting or self.device, cuda_device_count=self._cuda_device_count,
+                               cuda_compute_types=self._cuda_compute_types, cuda_failure=self._cuda_failure)
+        return f"{choice.device}, {choice.compute_type} ({choice.reason})"
+
     def device_note(self, settings: LoadSettings) -> str | None:
         """Why a model asked for on CUDA runs on the CPU (for the job's warning), or None."""
         with self._lock:
