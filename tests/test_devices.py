@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import SAMPLE, run_cli
-from fakes import fake_factory
+from fakes import FakeBackend, FakeDecoding, fake_factory
 from transcriber.config import DECLARED, parse_setting
 from transcriber.engine.models import ModelPool, choose_device, is_cuda_trouble
 from transcriber.errors import ConfigError
@@ -171,3 +171,36 @@ def test_self_test_says_which_device_it_used_and_why(tmp_path):
         assert line == "device: cpu, int8 (auto: no CUDA GPU found)"
     else:  # a machine with a GPU: the float16 or int8_float16 path
         assert re.fullmatch(r"device: cuda, (float16|int8_float16) \(auto: \d+ CUDA GPUs? found, \w+\)", line), line
+
+
+class GpuRunsOutOfMemory(FakeDecoding):
+    """Decodes like the fake, but on the GPU the second segment fails as CTranslate2 does when memory runs out."""
+
+    def __iter__(self):
+        for number, segment in enumerate(super().__iter__()):
+            if number == 1:
+                raise RuntimeError("CUDA failed with error out of memory")
+            yield segment
+
+
+class DeviceBackend(FakeBackend):
+    """A fake backend whose model is the device it was loaded on (the loader below returns it)."""
+
+    def decode(self, request, on_window=None):
+        self.requests.append(request)
+        kind = GpuRunsOutOfMemory if self.model == "cuda" else FakeDecoding
+        return kind(request, on_window, self.step, self.delay, self.gate)
+
+
+def test_a_gpu_out_of_memory_mid_job_continues_on_the_cpu_from_the_last_segment(make_engine, model_cache):
+    loads = []
+    pool = ModelPool(model_cache, workers=1, idle_seconds=0, loader=lambda s: loads.append(s.device) or s.device,
+                     cuda_device_count=lambda: 1, cuda_compute_types=lambda: FLOAT16_GPU)
+    engine = make_engine(models=pool, backend_factory=lambda model: DeviceBackend(model, step=1.0))
+    engine.add([str(SAMPLE)], user="ann", options=JobOptions(model="tiny.en"))
+    [job] = engine.run_until_idle()
+    assert job.status is JobStatus.COMPLETED and loads == ["cuda", "cpu"]
+    assert "out of memory" in job.warning and job.warning.startswith("Ran on the CPU")
+    segments = engine.store.transcripts.segments(job.id)
+    assert [segment.start for segment in segments] == [float(n) for n in range(len(segments))]  # none lost, none twice
+    assert segments[-1].end == pytest.approx(job.duration_seconds)

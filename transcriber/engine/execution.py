@@ -24,7 +24,7 @@ from ..jobs import TRANSLATE, Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
 from . import estimates, intake, parts, routing
 from .listener import EngineListener
-from .models import ModelPool
+from .models import ModelPool, is_cuda_trouble
 from .whisper import DecodedSegment, DecodeRequest, StopDecoding
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class PartRun:
                     "retry the file with the model base or auto."
                 )
             self._maybe_split(backend)
-            return self._decode(backend)
+            return self._on_device(load_settings, lambda: self._decode(backend))
         finally:
             models.release(load_settings)
 
@@ -131,9 +131,24 @@ class PartRun:
             if route.model != routing.ENGLISH_MODEL:
                 return None
             self._maybe_split(backend)
-            return self._decode(backend, head=head)
+            return self._on_device(load_settings, lambda: self._decode(backend, head=head))
         finally:
             models.release(load_settings)
+
+    def _on_device(self, load_settings, decode: Callable[[], RunOutcome]) -> RunOutcome:
+        """Run ``decode``; when the GPU fails mid-way (out of memory), stop, so the part continues on the CPU.
+
+        The part goes back to the queue at its last committed segment (RunOutcome.STOPPED),
+        and the pool loads every model on the CPU from then on.
+        """
+        try:
+            return decode()
+        except RuntimeError as error:
+            if load_settings.device != "cuda" or not is_cuda_trouble(error):
+                raise
+            log.warning("job %d: the GPU failed while decoding (%s); continuing on the CPU", self.job.id, error)
+            self.context.models.give_up_cuda(str(error))
+            return RunOutcome.STOPPED
 
     def _acquire(self, name: str):
         """Take model ``name`` from the pool; a model that runs on the CPU instead of the GPU leaves a warning on the job."""

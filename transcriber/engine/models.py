@@ -412,22 +412,23 @@ class ModelPool:
         choice = self.device_choice()
         try:
             settings, model = self._acquire(load_settings_for(path, self.workers, choice))
-            if self.device == "cuda" and choice.device == "cpu":  # asked for the GPU, got none: say so on the job
-                with self._lock:
-                    self._notes[settings] = f"Ran on the CPU: {choice.reason}"
-            return settings, model
         except ModelUnavailable as error:
             if choice.device != "cuda" or not is_cuda_trouble(error.__cause__ or error):
                 raise
-            reason = str(error.__cause__ or error)
-            log.warning("loading %s on CUDA failed (%s); loading it on the CPU", path, reason)
+            log.warning("loading %s on CUDA failed (%s); loading it on the CPU", path, error.__cause__ or error)
+            self.give_up_cuda(str(error.__cause__ or error))
+            choice = self.device_choice()
+            settings, model = self._acquire(load_settings_for(path, self.workers, choice))
+        # Asked for the GPU (or auto found one) and runs on the CPU: the job's warning says why.
+        if choice.device == "cpu" and self.device != "cpu" and (self.device == "cuda" or self._cuda_failure):
             with self._lock:
-                self._cuda_failure = reason
-            cpu = self.device_choice()
-            settings, model = self._acquire(load_settings_for(path, self.workers, cpu))
-            with self._lock:
-                self._notes[settings] = f"Ran on the CPU: the GPU (CUDA) could not be used: {reason}"
-            return settings, model
+                self._notes[settings] = f"Ran on the CPU: {choice.reason}"
+        return settings, model
+
+    def give_up_cuda(self, reason: str) -> None:
+        """Load every model on the CPU from now on (in this process), because CUDA failed: ``reason``."""
+        with self._lock:
+            self._cuda_failure = reason
 
     def _acquire(self, settings: LoadSettings) -> tuple[LoadSettings, Any]:
         with self._lock:
