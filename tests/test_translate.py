@@ -72,3 +72,16 @@ def test_add_queues_a_translation_and_the_task_setting_is_the_default(data_dir, 
     run_cli("remove", str(only_job(other).id), data_dir=other, check=True)
     run_cli("add", str(german), "--task", "transcribe", data_dir=other, check=True)  # the option beats the setting
     assert only_job(other).options.task == "transcribe"
+
+
+def test_watch_folders_keep_transcribing_when_the_default_task_is_translate(data_dir, corpus, tmp_path):
+    import shutil
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    run_cli("config", "set", "task", "translate", data_dir=data_dir, check=True)
+    run_cli("watch", "add", str(inbox), "--model", "tiny.en", data_dir=data_dir, check=True)
+    shutil.copyfile(corpus["en_jfk.flac"]["path"], inbox / "jfk.flac")
+    run_cli("run", "--until-idle", data_dir=data_dir, check=True)
+    job = only_job(data_dir)
+    assert job.options.task == "transcribe" and job.status.value == "completed"
