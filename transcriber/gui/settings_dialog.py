@@ -6,6 +6,8 @@ value keeps the dialog open with the store's message next to the field.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,8 +27,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from typing import Callable
 
 from ..config import DECLARED, DEVICES, PRESETS, format_value, parse_setting
 from ..engine.model_manager import ModelEntry, describe_size, describe_speed
