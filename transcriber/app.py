@@ -177,7 +177,8 @@ def open_app(data_dir: str | os.PathLike | None = None, *, listener: EngineListe
     setup_logging(paths, verbose=verbose)
     store = Store.open(paths.database, on_progress=on_progress)
     settings = store.settings.read()
-    models = ModelPool(paths.model_cache, workers=settings.workers, idle_seconds=settings.model_idle_unload_seconds)
+    models = ModelPool(paths.model_cache, workers=settings.workers, idle_seconds=settings.model_idle_unload_seconds,
+                       device=settings.device)
     engine = Engine(store, models, default_export_dir=paths.default_export_dir, listener=listener)
     services: list[BackgroundService] = [WebhookDispatcher(store), WatchService(engine)]
     return App(paths=paths, store=store, models=models, engine=engine, services=services, lock=EngineLock(paths.engine_lock))

@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .export import parse_formats
+from .jobs import TASKS
 from .languages import CODES as LANGUAGE_CODES
 from .languages import why_not_a_language
 
 PRESETS = ("fast", "balanced", "accurate")
+DEVICES = ("auto", "cpu", "cuda")
 # The most decode streams (and jobs per user) one machine may be asked for; beyond it a
 # setting is a typo, and a huge value would overflow the thread pool and the estimates.
 MAX_STREAMS = 64
@@ -139,6 +141,10 @@ class Settings:
     )
     language: str = declare("", parse_language, "default language code (empty: detect)")
     preset: str = declare("balanced", parse_preset, "speed/accuracy preset: fast, balanced or accurate")
+    task: str = declare("transcribe", one_of(*TASKS),
+                        "default task: transcribe (text in the language spoken) or translate (text in English)")
+    device: str = declare("auto", one_of(*DEVICES),
+                          "where models run: auto (a CUDA GPU when there is one, else the CPU), cpu or cuda")
     word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")
     export_dir: str = declare("", parse_text, "folder for automatic exports (empty: the data folder's transcripts/)")
     export_formats: str = declare("txt,srt", parse_format_list, "formats written on automatic export")

@@ -29,6 +29,9 @@ class JobStatus(str, Enum):
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
+TRANSCRIBE, TRANSLATE = "transcribe", "translate"
+TASKS = (TRANSCRIBE, TRANSLATE)  # translate: the text comes out in English, whatever is spoken
+
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -38,7 +41,7 @@ class JobOptions:
     language: str | None = None  # None: detect
     preset: str = "balanced"
     word_timestamps: bool = False
-    task: str = "transcribe"
+    task: str = TRANSCRIBE
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

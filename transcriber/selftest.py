@@ -40,6 +40,7 @@ class SelfTestResult:
     text: str = ""
     found: tuple[str, ...] = ()
     model_path: str = ""
+    device: str = ""  # where the model ran, its compute type and why ("cpu, int8 (auto: no CUDA GPU found)")
     audio_seconds: float = 0.0
     load_seconds: float = 0.0
     transcribe_seconds: float = 0.0
@@ -104,8 +105,10 @@ def run_self_test(
             engine = Engine(store, models, default_export_dir=root / "transcripts")
 
             started = time.monotonic()
+            choice = models.device_choice()
             settings, _ = models.acquire(model)
             load_seconds = time.monotonic() - started
+            device = f"{settings.device}, {settings.compute_type} ({models.device_note(settings) or choice.reason})"
             models.release(settings)  # stays loaded (idle_seconds) for the job below
 
             job = engine.add_file(str(sample), user="self-test", options=engine.default_options(model=model))
@@ -120,6 +123,7 @@ def run_self_test(
                 text=text,
                 found=tuple(word for word in expected if word.lower() in heard),
                 model_path=settings.path,
+                device=device,
                 audio_seconds=job.duration_seconds,
                 load_seconds=load_seconds,
                 transcribe_seconds=transcribe_seconds,
@@ -168,6 +172,7 @@ def report(result: SelfTestResult, version: str, out=sys.stdout, err=sys.stderr)
     print(f"  sample: {result.sample}", file=out)
     if result.model_path:
         print(f"  model:  {result.model} from {result.model_path}, loaded in {result.load_seconds:.1f} s", file=out)
+        print(f"  device: {result.device}", file=out)
     if result.audio_seconds:
         speed = result.audio_seconds / result.transcribe_seconds if result.transcribe_seconds else 0.0
         print(f"  heard:  {result.text!r}", file=out)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import AutomationError
 from ..export import parse_formats
+from ..jobs import TRANSCRIBE
 from ..records import DEFAULT_EVENTS
 from ..services.watch import check_rule, parse_after
 from ..services.webhooks import INCLUDES, WebhookDispatcher, check_url, new_secret, parse_events, redacted
@@ -160,7 +161,8 @@ def cmd_watch(app, args) -> int:
             raise AutomationError(str(error)) from None
         output_dir = str(Path(args.output).expanduser().absolute()) if args.output else None
         check_rule(str(folder), output_dir, move_to)
-        app.engine.default_options(model=args.model, language=args.language)  # a language the model cannot do is refused now
+        # A language the model cannot do is refused now (watch folders always transcribe, see services/watch.py).
+        app.engine.default_options(model=args.model, language=args.language, task=TRANSCRIBE)
         added = store.automation.add_watch_folder(
             str(folder),
             user=user_of(args),

@@ -20,7 +20,7 @@ from ..config import DECLARED, format_value
 from ..display import redacted, shown
 from ..errors import TranscriberError
 from ..export import render
-from ..jobs import ACTIVE_STATUSES, Job, JobStatus, WaitingState
+from ..jobs import ACTIVE_STATUSES, TASKS, Job, JobStatus, WaitingState
 from ..reports.stats import STATS_TABLES, stats_csv, stats_document
 from ..timefmt import iso_local
 from .common import (
@@ -78,6 +78,8 @@ def add_parsers(commands) -> None:
     def job_options(command) -> None:
         command.add_argument("--model", metavar="M", help="tiny.en (embedded), base, a model folder, or a faster-whisper name")
         command.add_argument("--language", metavar="L", help="language code, e.g. en, de (default: detect)")
+        command.add_argument("--task", choices=TASKS, help="transcribe (the language spoken) or translate (to English); "
+                             "default: the task setting. auto translates with base; tiny.en cannot translate")
         command.add_argument("--user", metavar="U", help="owner of the jobs (default: your login name)")
 
     transcribe = commands.add_parser("transcribe", help="transcribe files now, with progress, and export them")
@@ -144,7 +146,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_transcribe(app, args) -> int:
-    options = app.engine.default_options(model=args.model, language=args.language)
+    options = app.engine.default_options(model=args.model, language=args.language, task=args.task)
     app.models.ensure_available(options.model)  # an unavailable model fails here, before anything is queued
     # A batch asked for by a person waits for room instead of being refused, and a file that
     # already has a job (an earlier run stopped by Ctrl+C, or finished) is not transcribed again.
@@ -202,7 +204,7 @@ def cmd_transcribe(app, args) -> int:
 
 
 def cmd_add(app, args) -> int:
-    options = app.engine.default_options(model=args.model, language=args.language)
+    options = app.engine.default_options(model=args.model, language=args.language, task=args.task)
     status = EXIT_OK
     for result in app.engine.add(args.paths, user=user_of(args), options=options, wait_for_room=args.wait_for_room):
         if result.job:

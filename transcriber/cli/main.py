@@ -11,10 +11,12 @@ from .. import __version__
 from ..app import open_app
 from ..engine.listener import EngineListener
 from ..errors import TranscriberError
-from . import automation, jobs, record, search, worker
+from . import automation, jobs, models, record, search, worker
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **search.COMMANDS, **worker.COMMANDS}
+COMMANDS = {
+    **jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **models.COMMANDS, **search.COMMANDS, **worker.COMMANDS,
+}
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
 STANDALONE_COMMANDS = {"self-test", "worker"}
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(commands)
     automation.add_parsers(commands)
     record.add_parsers(commands)
+    models.add_parsers(commands)
     search.add_parsers(commands)
     worker.add_parsers(commands)
     return parser

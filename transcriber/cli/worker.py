@@ -34,6 +34,8 @@ def add_parsers(commands) -> None:
     worker.add_argument("--media-map", metavar="SRC=DST", action="append", default=[],
                         help="the app's folder SRC is DST on this machine (a shared folder; may be repeated)")
     worker.add_argument("--threads", metavar="N", type=_threads, help="decoder threads (default: every core of this machine)")
+    worker.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="decode on the GPU when there is one (auto), or always on cpu or cuda")
     worker.add_argument("--name", metavar="N", help="the name the app shows (default: host-pid)")
     worker.add_argument("--cache", metavar="DIR", help="where downloaded media and models are kept")
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
@@ -75,7 +77,7 @@ def cmd_worker(_app, args) -> int:
     print(f"worker serving {', '.join(queues)} of {redacted(args.redis)}", file=sys.stderr, flush=True)
     try:
         run_worker(args.redis, queues, name=args.name, model=args.model, media_map=media_map, cache_dir=cache,
-                   burst=args.burst, threads=args.threads)
+                   burst=args.burst, threads=args.threads, device=args.device)
     except ImportError as error:
         print(f"error: {error.name or error} is not installed: pip install 'transcriber[worker]'", file=sys.stderr)
         return EXIT_FAILED

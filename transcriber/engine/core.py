@@ -18,6 +18,7 @@ from ..audio.decode import format_clock
 from ..config import Settings
 from ..errors import (
     AudioError,
+    ConfigError,
     IntakeRefused,
     JobStateError,
     ModelUnavailable,
@@ -26,11 +27,11 @@ from ..errors import (
     TranscriberError,
 )
 from ..export import export_file, export_transcript, written_file
-from ..jobs import Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile
+from ..jobs import TASKS, TRANSLATE, Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile
 from ..store import Store
 from . import estimates, intake, scheduler
 from .execution import PartContext, PartRun
-from ..languages import check_language, check_model_language
+from ..languages import check_language, check_model_language, english_only
 from ..limits import Limits, queue_refusal
 from .listener import EngineListener
 from .models import ModelPool
@@ -129,21 +130,34 @@ class Engine:
         return Limits.from_settings(self.read_settings())
 
     def default_options(
-        self, *, model: str | None = None, language: str | None = None, settings: Settings | None = None
+        self, *, model: str | None = None, language: str | None = None, task: str | None = None,
+        settings: Settings | None = None,
     ) -> JobOptions:
-        """The options for new jobs: ``model`` and ``language`` where given, the settings for the rest.
+        """The options for new jobs: ``model``, ``language`` and ``task`` where given, the settings for the rest.
+
+        A job to translate with ``auto`` is decoded by ``base`` (routing.for_translation).
 
         Raises:
-            ConfigError: an unknown language, or a language the model cannot transcribe.
+            ConfigError: an unknown language or task, a language the model cannot transcribe,
+                or translation asked of an English-only model.
         """
         settings = settings or self.read_settings()
+        task = (task or settings.task).strip().lower()
+        if task not in TASKS:
+            raise ConfigError(f"Unknown task {task!r}: choose {' or '.join(TASKS)}.")
         options = JobOptions(
             model=model or settings.model,
             language=check_language(language if language is not None else settings.language),
             preset=settings.preset,
             word_timestamps=settings.word_timestamps,
+            task=task,
         )
         check_model_language(options.model, options.language)
+        if task == TRANSLATE and english_only(options.model):
+            raise ConfigError(
+                f"{options.model} is an English-only model, so it cannot translate. Use --model base "
+                "(installed with transcriber), or --model auto, which translates with base."
+            )
         return options
 
     def export_dir(self, settings: Settings | None = None) -> Path:
@@ -421,6 +435,7 @@ class Engine:
         settings = self.read_settings()
         limits = Limits.from_settings(settings)
         self.models.workers = limits.workers
+        self.models.device = settings.device
         self.models.idle_seconds = settings.model_idle_unload_seconds
         if streams is not None:
             limits = replace(limits, workers=streams)

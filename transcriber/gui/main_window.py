@@ -29,7 +29,7 @@ from ..config import Settings
 from ..engine.core import IntakeResult
 from .engine_signals import EngineSignals
 from ..errors import TranscriberError
-from ..jobs import Job, JobStatus, Segment
+from ..jobs import ACTIVE_STATUSES, TRANSCRIBE, TRANSLATE, Job, JobStatus, Segment
 from .delegates import ProgressDelegate
 from .dialogs import ExportDialog, show_about
 from .icons import app_icon, themed
@@ -214,11 +214,15 @@ class MainWindow(QMainWindow):
             "about": a("about", "About transcriber", "help-about", None, self.about),
             "quit": a("quit", "Quit", "application-exit", QKeySequence.StandardKey.Quit, self.request_quit),
             "close": a("close", "Close window", "window-close", QKeySequence.StandardKey.Close, self.close),
+            "translate": a("translate", "Translate to English", "preferences-desktop-locale", None, None,
+                           "Files added from now on come out in English, whatever language is spoken"),
             "pause_all": a("pause_all", "Pause all", "media-playback-pause", None, self.pause_all),
             "resume_all": a("resume_all", "Resume all", "media-playback-start", None, self.resume_all),
         }
         if not table["settings"].shortcut().toString():
             table["settings"].setShortcut(QKeySequence("Ctrl+,"))
+        table["translate"].setCheckable(True)
+        table["translate"].setChecked(self.settings.task == TRANSLATE)  # the task setting is its default
         self.actions_by_key = table
         # Enter opens the selected job's transcript when the table has the focus.
         enter = QAction(self.table)
@@ -231,8 +235,8 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("actions")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.setMovable(False)
-        for key in ("add_files", "add_folder", None, "pause", "resume", "cancel", "retry", None, "move_up", "move_down",
-                    "remove", None, "open_transcript", "export", None, "search"):
+        for key in ("add_files", "add_folder", "translate", None, "pause", "resume", "cancel", "retry", None, "move_up",
+                    "move_down", "remove", None, "open_transcript", "export", None, "search"):
             if key is None:
                 toolbar.addSeparator()
             else:
@@ -242,7 +246,7 @@ class MainWindow(QMainWindow):
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
-        for key in ("add_files", "add_folder", "record", None, "settings", None, "close", "quit"):
+        for key in ("add_files", "add_folder", "record", "translate", None, "settings", None, "close", "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(table[key])
         job_menu = menus.addMenu("&Job")
         for key in self._job_menu_keys():
@@ -336,10 +340,15 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         engine, user = self.app.engine, self.user
+        task = TRANSLATE if self.actions_by_key["translate"].isChecked() else TRANSCRIBE
         self._adding += 1
         self._show_activity()
+
+        def add():  # an English-only default model cannot translate: default_options says so, as a notice
+            return engine.add(paths, user=user, options=engine.default_options(task=task), wait_for_room=True)
+
         # Files past the queue limit wait for room: a person asked for every one of them.
-        self.tasks.run(lambda: engine.add(paths, user=user, wait_for_room=True), self._on_added, self._on_add_failed)
+        self.tasks.run(add, self._on_added, self._on_add_failed)
 
     def _on_added(self, results: list[IntakeResult]) -> None:
         self._adding -= 1
@@ -522,13 +531,32 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_settings(self) -> None:
+        dialog = self.settings_dialog()
+        if dialog.exec():
+            self.settings = self.app.store.settings.read()
+            self.actions_by_key["translate"].setChecked(self.settings.task == TRANSLATE)
+            self.settings_changed.emit(self.settings)
+
+    def settings_dialog(self):
+        """The settings dialog, wired to this window's store, model pool and model cache."""
+        from ..engine import model_manager
         from ..engine.models import model_choices
         from .settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.app.store, self, models=model_choices(self.app.paths.model_cache))
-        if dialog.exec():
-            self.settings = self.app.store.settings.read()
-            self.settings_changed.emit(self.settings)
+        app, cache = self.app, self.app.paths.model_cache
+
+        def installed_models() -> list[model_manager.ModelEntry]:
+            return model_manager.list_models(cache, {stats.model: stats.speed for stats in app.store.stats.model_stats()})
+
+        def remove_model(name: str) -> None:
+            in_use = model_manager.models_in_use(app.store.jobs.list_jobs(statuses=ACTIVE_STATUSES))
+            model_manager.remove_model(cache, name, in_use)
+            app.models.forget(name)
+
+        return SettingsDialog(
+            app.store, self, models=model_choices(cache), describe_device=app.models.describe_device,
+            installed_models=installed_models, remove_model=remove_model,
+        )
 
     @Slot()
     def open_record(self):

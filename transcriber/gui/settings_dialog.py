@@ -6,8 +6,11 @@ value keeps the dialog open with the store's message next to the field.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -19,18 +22,22 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from ..config import DECLARED, PRESETS, format_value, parse_setting
-from ..errors import ConfigError
-from ..export import FORMATS
+from ..config import DECLARED, DEVICES, PRESETS, format_value, parse_setting
+from ..engine.model_manager import ModelEntry, describe_size, describe_speed
 from ..engine.models import ModelChoice
+from ..errors import ConfigError, TranscriberError
+from ..export import FORMATS
+from ..jobs import TASKS
 from ..store import Store
 
 _GROUPS = (
-    ("Transcription", ("model", "language", "preset", "word_timestamps")),
+    ("Transcription", ("model", "language", "task", "preset", "word_timestamps", "device")),
     ("Limits", ("max_file_size_mb", "max_concurrent_per_user", "max_queued_per_user", "workers")),
     ("Export", ("export_dir", "export_formats", "auto_export")),
     ("Window", ("notifications", "close_to_tray")),
@@ -39,6 +46,8 @@ _GROUPS = (
 _LABELS = {
     "model": "Default model",
     "language": "Default language",
+    "task": "Default task",
+    "device": "Run models on",
     "preset": "Speed / accuracy",
     "word_timestamps": "Record the timing of every word",
     "max_file_size_mb": "Largest file (MB)",
@@ -55,14 +64,36 @@ _LABELS = {
     "webhook_retry_hours": "Give up after (hours)",
 }
 _MODELS = ("auto", "tiny.en", "base", "small", "medium", "large-v3")
+_CHOICES = {
+    "task": {"transcribe": "transcribe (text in the language spoken)", "translate": "translate to English"},
+    "device": {"auto": "auto (a CUDA GPU when there is one)", "cpu": "the CPU", "cuda": "a CUDA GPU"},
+}
+assert set(_CHOICES["task"]) == set(TASKS) and set(_CHOICES["device"]) == set(DEVICES)
 _LANGUAGES = ("", "en", "de", "fr", "es", "it", "pt", "nl", "ja", "zh", "ru", "ko")
 
 
 class SettingsDialog(QDialog):
     """Edit settings; OK stores every changed value or shows why one is invalid."""
 
-    def __init__(self, store: Store, parent: QWidget | None = None, models: list[ModelChoice] = ()):
+    def __init__(
+        self,
+        store: Store,
+        parent: QWidget | None = None,
+        models: list[ModelChoice] = (),
+        *,
+        describe_device: Callable[[str], str] | None = None,
+        installed_models: Callable[[], list[ModelEntry]] | None = None,
+        remove_model: Callable[[str], None] | None = None,
+    ):
+        """Args:
+            describe_device: where models load for a device setting, and why (ModelPool.describe_device).
+            installed_models: the Models section's list (model_manager.list_models); None: no section.
+            remove_model: removes a model from the cache, raising with the reason where it may not.
+        """
         super().__init__(parent)
+        self._describe_device = describe_device
+        self._installed_models = installed_models
+        self._remove_model = remove_model
         self.setWindowTitle("Settings")
         self._store = store
         self._models = list(models) or [ModelChoice(name, True, "") for name in _MODELS]
@@ -84,6 +115,13 @@ class SettingsDialog(QDialog):
                 box = QVBoxLayout()
                 box.setSpacing(1)
                 box.addWidget(editor)
+                if key == "device" and describe_device is not None:
+                    self.device_info = QLabel()
+                    self.device_info.setObjectName("device_info")
+                    self.device_info.setWordWrap(True)
+                    box.addWidget(self.device_info)
+                    editor.currentIndexChanged.connect(self._show_device)
+                    self._show_device()
                 box.addWidget(error)
                 holder = QWidget()
                 holder.setLayout(box)
@@ -94,6 +132,8 @@ class SettingsDialog(QDialog):
                 else:
                     form.addRow(_LABELS[key] + ":", holder)
             layout.addWidget(group)
+        if installed_models is not None:
+            layout.addWidget(self._models_section())
         note = QLabel("Settings are shared with the command line (<code>transcriber config</code>). "
                       "New defaults apply to files added from now on.")
         note.setWordWrap(True)
@@ -133,6 +173,11 @@ class SettingsDialog(QDialog):
             for choice in self._models:
                 editor.addItem(choice.label, choice.name)
             self.set_value_text(key, text, editor)
+        elif key in _CHOICES:
+            editor = QComboBox()
+            for value, label in _CHOICES[key].items():
+                editor.addItem(label, value)
+            self.set_value_text(key, text, editor)
         elif key in ("language", "preset"):
             editor = QComboBox()
             editor.setEditable(key != "preset")
@@ -158,6 +203,79 @@ class SettingsDialog(QDialog):
         editor.setObjectName(key)
         self._editors[key] = editor
         return editor
+
+    def _show_device(self) -> None:
+        self.device_info.setText("Models load on: " + self._describe_device(self.value_text("device")))
+
+    # -------------------------------------------------------------- models
+
+    def _models_section(self) -> QGroupBox:
+        group = QGroupBox("Models")
+        box = QVBoxLayout(group)
+        table = QTableWidget(0, 4)
+        table.setObjectName("models_table")
+        table.setHorizontalHeaderLabels(["Model", "Installed", "Size", "Speed here"])
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        table.setMaximumHeight(150)
+        table.itemSelectionChanged.connect(self._update_remove)
+        self.models_table = table
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName("remove_model")
+        self.remove_button.setToolTip("Remove the selected model from the model cache")
+        self.remove_button.clicked.connect(self.remove_selected_model)
+        self.models_message = QLabel()
+        self.models_message.setObjectName("models_message")
+        self.models_message.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.models_message, 1)
+        row.addWidget(self.remove_button)
+        box.addWidget(table)
+        box.addLayout(row)
+        self.refresh_models()
+        return group
+
+    def refresh_models(self) -> None:
+        self._model_entries = self._installed_models()
+        table = self.models_table
+        table.setRowCount(len(self._model_entries))
+        for row, entry in enumerate(self._model_entries):
+            installed = "embedded" if entry.embedded and entry.installed else "yes" if entry.installed else "no"
+            cells = (entry.name, installed, describe_size(entry.size_bytes), describe_speed(entry.speed))
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(entry.problem or entry.install or entry.path or "")
+                table.setItem(row, column, item)
+        table.resizeColumnsToContents()
+        self._update_remove()
+
+    def selected_model(self) -> ModelEntry | None:
+        rows = {index.row() for index in self.models_table.selectedIndexes()}
+        return self._model_entries[rows.pop()] if len(rows) == 1 else None
+
+    def _update_remove(self) -> None:
+        entry = self.selected_model()
+        self.remove_button.setEnabled(
+            self._remove_model is not None and entry is not None and entry.installed and not entry.embedded
+        )
+        if entry is not None and not entry.installed:
+            self.models_message.setText(entry.problem or f"Not installed: {entry.install}")
+
+    def remove_selected_model(self) -> None:
+        """Remove the selected model from the cache, or say why it stays (removing a folder takes milliseconds)."""
+        entry = self.selected_model()
+        if entry is None or self._remove_model is None:
+            return
+        try:
+            self._remove_model(entry.name)
+        except TranscriberError as error:
+            self.models_message.setText(str(error))
+            return
+        self.refresh_models()
+        self.models_message.setText(f"Removed {entry.name} ({describe_size(entry.size_bytes)}).")
 
     def _browse(self, line: QLineEdit) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Folder for exports", line.text())

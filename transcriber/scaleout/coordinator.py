@@ -34,7 +34,7 @@ from ..engine.core import Claim, Engine
 from ..engine.execution import PartRun
 from ..engine.whisper import DecodedSegment
 from ..errors import StoreError, TranscriberError
-from ..jobs import Job, Part, RunOutcome, Word
+from ..jobs import TRANSLATE, Job, Part, RunOutcome, Word
 from . import protocol
 from .media import MediaError, SharedFolder
 from .protocol import Event, PartPayload
@@ -304,8 +304,10 @@ class Coordinator(BackgroundService):
             self.engine.listener.job_changed(claim.job)
             run = PartRun(self.engine.part_context(claim.job.id, claim.part.index), claim.job, claim.part, claim.run_id)
             settings = run.context.settings
-            if not run.job.routed and run.job.options.language:
-                run.settle(routing.for_given_language(run.job.options.language))
+            options = run.job.options
+            if not run.job.routed and options.language:
+                given = options.language
+                run.settle(routing.for_translation(given) if options.task == TRANSLATE else routing.for_given_language(given))
             job = run.job
             if job.routed and (job.language or job.model.endswith(".en")):
                 # The language is known, so every part speaks it: cut a long job for the workers.

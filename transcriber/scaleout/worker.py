@@ -27,7 +27,7 @@ from ..engine.core import failure_cause
 from ..engine.models import ModelPool
 from ..engine.whisper import DecodeRequest, StopDecoding, WhisperBackend, first_window
 from ..errors import AudioError, TranscriberError
-from ..jobs import JobOptions
+from ..jobs import TRANSLATE, JobOptions
 from . import protocol
 from .protocol import Event, PartPayload
 
@@ -99,7 +99,8 @@ class _Heartbeat(BackgroundService):
 
 
 def run_worker(redis_url: str, queues: list[str], *, name: str | None = None, model: str | None = None,
-               media_map=(), cache_dir: Path, burst: bool = False, threads: int | None = None) -> None:
+               media_map=(), cache_dir: Path, burst: bool = False, threads: int | None = None,
+               device: str = "auto") -> None:
     """Serve the queues until stopped (SIGTERM/Ctrl+C: after the part in hand), or until they are empty with ``burst``."""
     import redis
     from rq import Queue, SimpleWorker
@@ -111,7 +112,8 @@ def run_worker(redis_url: str, queues: list[str], *, name: str | None = None, mo
     connection.ping()
     STATE.redis = connection
     STATE.name = name or f"{socket.gethostname()}-{os.getpid()}"
-    STATE.models = ModelPool(cache_dir / "models", workers=1, idle_seconds=24 * 3600, cores=threads)
+    STATE.models = ModelPool(cache_dir / "models", workers=1, idle_seconds=24 * 3600, cores=threads,
+                             device=device)
     STATE.media_map = tuple(media_map)
     STATE.media_cache = cache_dir / "media"
     if model:
@@ -247,6 +249,11 @@ def _decode(payload: PartPayload, path: str, reporter: _Reporter) -> str:
     request = DecodeRequest(path=path, duration_seconds=payload.duration_seconds, start_seconds=payload.start,
                             end_seconds=payload.end, language=language, prompt=payload.prompt, options=options)
     head = None
+    if model == routing.AUTO and options.task == TRANSLATE:  # only the multilingual model translates
+        route = routing.for_translation(language or _spoken_language(path)[0])
+        reporter.send("route", model=route.model, language=route.language, reason=route.reason)
+        model, language = route.model, route.language
+        request = replace(request, language=language, options=replace(options, model=model))
     if model == routing.AUTO:
         settings, loaded = STATE.models.acquire(routing.ENGLISH_MODEL)
         try:

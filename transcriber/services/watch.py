@@ -24,7 +24,7 @@ from ..display import shown
 from ..engine import intake
 from ..limits import queue_full
 from ..errors import AutomationError, IntakeRefused, StoreError, TranscriberError
-from ..jobs import JobStatus
+from ..jobs import TRANSCRIBE, JobStatus
 from ..records import WatchFile, WatchFileState, WatchFolder
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,10 @@ class WatchService(BackgroundService):
                 self.store.automation.update_watch_file(seen.id, state=WatchFileState.WAITING, message=f"waiting for room: {full}")
             report.waiting.append(seen.path)
             return
-        options = self.engine.default_options(model=folder.model, language=folder.language, settings=settings)
+        # A watch folder has its own model and language and always transcribes: the task setting is
+        # the default of files a person adds, and a folder on tiny.en must not start failing when it changes.
+        options = self.engine.default_options(model=folder.model, language=folder.language, task=TRANSCRIBE,
+                                              settings=settings)
         try:
             digest = intake.content_hash(seen.path)
         except OSError as error:
