@@ -295,3 +295,11 @@ class WhisperBackend:
             start=float(segment.start), end=float(segment.end), text=segment.text, words=words,
             tokens=tuple(segment.tokens), avg_logprob=float(segment.avg_logprob),
         )
+
+
+def speech_regions(samples: np.ndarray, min_silence_ms: int = 300) -> list[tuple[float, float]]:
+    """Where ``samples`` (16 kHz mono) hold speech, in seconds, by faster-whisper's Silero VAD (ONNX, bundled)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # lazy: faster-whisper is heavy to import
+
+    options = VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=100, min_speech_duration_ms=200)
+    return [(item["start"] / SAMPLE_RATE, item["end"] / SAMPLE_RATE) for item in get_speech_timestamps(samples, options)]
