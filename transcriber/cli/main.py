@@ -10,10 +10,10 @@ from typing import Sequence
 from .. import __version__
 from ..app import open_app
 from ..errors import TranscriberError
-from . import automation, jobs, record
+from . import automation, jobs, record, speakers
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS}
+COMMANDS = {**jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **speakers.COMMANDS}
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
 STANDALONE_COMMANDS = {"self-test"}
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(commands)
     automation.add_parsers(commands)
     record.add_parsers(commands)
+    speakers.add_parsers(commands)
     return parser
 
 

@@ -402,3 +402,60 @@ def assign(segments: Sequence[Segment], turns: Sequence[SpeakerTurn]) -> list[Se
             text = "".join(word.word for word in words)
             result.append(Segment(index=-1, start=start, end=end, text=text, words=tuple(words), speaker_label=label))
     return result
+
+
+# ------------------------------------------------------------------ the stage
+
+PROGRESS_INTERVAL = 0.5  # seconds between progress writes
+
+
+def request_for(job, mode: str | None = None, min_speakers: int | None = None, max_speakers: int | None = None) -> Request:
+    """The diarization a job asked for (or ``mode`` etc. instead, for a completed job)."""
+    options = job.options
+    return Request(
+        path=job.source_path,
+        duration_seconds=job.duration_seconds,
+        mode=mode or options.speakers,
+        min_speakers=min_speakers if mode else options.min_speakers,
+        max_speakers=max_speakers if mode else options.max_speakers,
+    )
+
+
+def run_stage(store, job, listener, *, is_cancelled: Callable[[], bool] = lambda: False,
+              request: Request | None = None) -> list[SpeakerTurn]:
+    """The speakers stage of a job: diarize its file, then label (and split) its stored segments in one transaction.
+
+    Progress and an estimate go to the job (``store.speakers.set_progress``) and the
+    listener as it goes. A crash before the last transaction leaves the segments as they
+    were and the stage to run again; the transcription is never repeated.
+
+    Raises:
+        StopDiarization: ``is_cancelled`` said so (nothing was changed).
+        AudioError: the file cannot be read, or ``channels`` on a mono file.
+    """
+    import time
+
+    request = request or request_for(job)
+    started = time.monotonic()
+    last = [0.0]
+
+    def on_progress(seconds: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_INTERVAL and seconds < request.duration_seconds:
+            return
+        last[0] = now
+        fraction = min(0.99, seconds / request.duration_seconds) if request.duration_seconds > 0 else 0.0
+        speed = seconds / max(1e-3, now - started)
+        eta = max(0.0, request.duration_seconds - seconds) / speed if speed > 0 else None
+        store.speakers.set_progress(job.id, fraction, eta_seconds=eta)
+        listener.job_changed(store.jobs.get_job(job.id) or job)
+
+    store.speakers.set_progress(job.id, 0.0)
+    turns = diarize(request, on_progress=on_progress, is_cancelled=is_cancelled)
+    if is_cancelled():
+        raise StopDiarization()
+    segments = assign(store.transcripts.segments(job.id), turns)
+    store.speakers.assign(job.id, segments)
+    log.info("job %d: %d speakers in %.1f s", job.id, len({t.label for t in turns}), time.monotonic() - started)
+    listener.job_changed(store.jobs.get_job(job.id) or job)
+    return turns

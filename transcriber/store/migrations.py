@@ -194,7 +194,24 @@ def _v3_trust(db: SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust]
+def _v4_speakers(db: SqliteDatabase) -> None:
+    """Who said what: a speaker per segment, the names of each job's speakers, the diarization stage's progress."""
+    statements = [
+        "ALTER TABLE segment ADD COLUMN speaker INTEGER",  # the speaker's label within its job; NULL: not diarized
+        # NULL: no speakers asked for or not yet looked at; 0..1 while running; 1 once assigned.
+        "ALTER TABLE job ADD COLUMN speakers_progress REAL",
+        """CREATE TABLE speaker (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+            label INTEGER NOT NULL,
+            name TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX speaker_job_label ON speaker(job_id, label)",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_speakers]
 LATEST_VERSION = len(MIGRATIONS)
 
 
