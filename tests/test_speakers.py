@@ -116,3 +116,43 @@ def test_transcribe_with_speakers_exports_names_and_renames(three, tmp_path):
             assert store.db.execute_sql("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_sigkill_during_speakers_resumes_without_transcribing_again(three, tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    data = tmp_path / "data"
+    assert cli(data, "add", str(three.path), "--speakers", "auto", "--model", "tiny.en").returncode == 0
+    database = next(data.rglob("*.db"))
+    worker = subprocess.Popen([sys.executable, "-m", "transcriber", "--data-dir", str(data), "run", "--until-idle"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with sqlite3.connect(database, timeout=5) as db:
+                progress = db.execute("SELECT speakers_progress FROM job WHERE id = 1").fetchone()[0]
+            if progress is not None and progress < 1.0:
+                break
+            assert worker.poll() is None, "the run ended before its speakers stage was seen"
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    with sqlite3.connect(database) as db:
+        before = db.execute("SELECT COUNT(*), COUNT(speaker) FROM segment WHERE job_id = 1").fetchone()
+        runs_before = db.execute("SELECT COUNT(*) FROM run WHERE job_id = 1").fetchone()[0]
+    assert before[0] > 0 and before[1] == 0  # transcribed, not yet labelled
+    assert cli(data, "run", "--until-idle").returncode == 0
+    with sqlite3.connect(database) as db:
+        status = db.execute("SELECT status FROM job WHERE id = 1").fetchone()[0]
+        after = db.execute("SELECT COUNT(speaker) FROM segment WHERE job_id = 1").fetchone()[0]
+        resumed = db.execute("SELECT start_seconds, end_seconds FROM run WHERE job_id = 1 ORDER BY id").fetchall()[runs_before:]
+    assert status == "completed" and after > 0
+    # The resumed run began at the end of the audio: nothing was decoded again.
+    assert resumed and all(start >= three.duration - 0.1 for start, _ in resumed)
