@@ -61,7 +61,8 @@ def test_a_phrase_from_the_reference_is_found_with_its_time_and_marked(library, 
     hits = search_json(library, '"fellow Americans"')
     assert [Path(hit["path"]).name for hit in hits] == [JFK]
     (hit,) = hits
-    assert set(hit) == {"job_id", "path", "start", "end", "text", "snippet", "rank"}
+    assert set(hit) == {"job_id", "path", "start", "end", "text", "snippet", "rank", "speaker"}
+    assert hit["speaker"] is None  # no speakers asked for
     assert hit["job_id"] == job_ids(library)[JFK]
     assert hit["start"] < 1.0 < hit["end"]  # the first words of the recording
     assert "[fellow Americans]" in hit["snippet"] and "fellow Americans" in hit["text"]

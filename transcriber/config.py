@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .export import parse_formats
-from .jobs import TASKS
+from .jobs import TASKS, parse_speakers
 from .languages import CODES as LANGUAGE_CODES
 from .languages import why_not_a_language
 
@@ -69,6 +69,10 @@ def parse_language(value: str) -> str:
     if code and code not in LANGUAGE_CODES:
         raise ValueError(f"not a language code: {why_not_a_language(code)}")
     return code
+
+
+def parse_speakers_setting(value: str) -> str:
+    return parse_speakers(value)[0]
 
 
 def parse_preset(value: str) -> str:
@@ -146,6 +150,8 @@ class Settings:
     device: str = declare("auto", one_of(*DEVICES),
                           "where models run: auto (a CUDA GPU when there is one, else the CPU), cpu or cuda")
     word_timestamps: bool = declare(False, parse_boolean, "record the timing of every word")
+    speakers: str = declare("off", parse_speakers_setting,
+                            "who said what, by default: off, auto, channels (one speaker per stereo channel) or a number")
     export_dir: str = declare("", parse_text, "folder for automatic exports (empty: the data folder's transcripts/)")
     export_formats: str = declare("txt,srt", parse_format_list, "formats written on automatic export")
     auto_export: bool = declare(True, parse_boolean, "export each transcript when its job completes")

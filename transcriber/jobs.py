@@ -42,6 +42,9 @@ class JobOptions:
     preset: str = "balanced"
     word_timestamps: bool = False
     task: str = TRANSCRIBE
+    speakers: str = "off"  # who said what: off, auto, channels or a count (see ``parse_speakers``)
+    min_speakers: int | None = None  # bounds for ``auto``
+    max_speakers: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -53,6 +56,57 @@ class JobOptions:
         data = json.loads(text)
         known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
         return cls(**known)
+
+
+SPEAKER_MODES = ("off", "auto", "channels")
+MAX_SPEAKERS = 20
+
+
+def parse_speakers(text: str | int | None, min_speakers: int | None = None, max_speakers: int | None = None) -> tuple[str, int | None, int | None]:
+    """Check a speakers request: ``off``, ``auto``, ``channels`` or a count from 1 to ``MAX_SPEAKERS``.
+
+    Returns:
+        (mode, min, max): mode is ``off``, ``auto``, ``channels`` or the count as text.
+
+    Raises:
+        ValueError: anything else, or bounds that contradict each other or the mode.
+    """
+    value = str("off" if text is None else text).strip().lower()
+    if value not in SPEAKER_MODES:
+        if not value.isdigit() or not 1 <= int(value) <= MAX_SPEAKERS:
+            raise ValueError(f"speakers must be auto, off, channels or a number from 1 to {MAX_SPEAKERS}, not {text!r}")
+        value = str(int(value))
+    for name, bound in (("min", min_speakers), ("max", max_speakers)):
+        if bound is not None and not 1 <= int(bound) <= MAX_SPEAKERS:
+            raise ValueError(f"{name} speakers must be from 1 to {MAX_SPEAKERS}, not {bound}")
+    if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+        raise ValueError(f"min speakers ({min_speakers}) is more than max speakers ({max_speakers})")
+    if (min_speakers is not None or max_speakers is not None) and value != "auto":
+        raise ValueError("min and max speakers go with --speakers auto only")
+    return value, min_speakers, max_speakers
+
+
+def speaker_name(label: int) -> str:
+    """The name a speaker has until someone renames it: label 0 is "Speaker 1"."""
+    return f"Speaker {label + 1}"
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch [start, end) of the audio in which one speaker (``label``, from 0) talks."""
+
+    start: float
+    end: float
+    label: int
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A speaker of a job's transcript: its label (stable), the name shown, and its share of the talk."""
+
+    label: int
+    name: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +131,17 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # the speaker's name, when the job was diarized
+    speaker_label: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text.strip()}
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
         if self.words:
             data["words"] = [
                 {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word, "probability": round(w.probability, 4)}
+                | ({"speaker": self.speaker} if self.speaker is not None else {})
                 for w in self.words
             ]
         return data
@@ -195,6 +254,7 @@ class Job:
     exported_paths: tuple[str, ...] = field(default_factory=tuple)  # the automatic exports
     exports: tuple[ExportedFile, ...] = field(default_factory=tuple)  # every file written for the job
     routed_model: str | None = None  # for ``auto``: the model chosen for the language spoken
+    speakers_progress: float | None = None  # 0..1 while its speakers are being told apart; 1 once done
 
     @property
     def file_name(self) -> str:
@@ -279,6 +339,10 @@ class Transcript:
     @property
     def text(self) -> str:
         return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
+
+    @property
+    def has_speakers(self) -> bool:
+        return any(segment.speaker is not None for segment in self.segments)
 
 
 @dataclass(frozen=True)

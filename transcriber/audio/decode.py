@@ -226,9 +226,11 @@ class AudioStream:
     player would).
     """
 
-    def __init__(self, path: str | os.PathLike, start_seconds: float = 0.0):
+    def __init__(self, path: str | os.PathLike, start_seconds: float = 0.0, *, channels: int = 1):
         self.path = str(path)
         self.start_seconds = max(0.0, start_seconds)
+        self.channels = channels  # 2: blocks are (samples, 2), a mono source on both (speakers by channel)
+        self.source_channels = 0  # the first audio track's channel count, once decoding began
         self.decoded_samples = 0
         self.damaged_packets = 0
 
@@ -238,6 +240,7 @@ class AudioStream:
             if not container.streams.audio:
                 raise AudioError(f"{Path(self.path).name} has no audio track.", "no_audio")
             stream = container.streams.audio[0]
+            self.source_channels = stream.codec_context.channels or 1
             if self.start_seconds > 0:
                 try:
                     container.seek(int(self.start_seconds / stream.time_base), stream=stream, backward=True)
@@ -245,7 +248,8 @@ class AudioStream:
                     log.info("seeking %s failed (%s); decoding from the start", self.path, error)
             # Decoded sample 0 sits at the stream's start time (an MP3's encoder delay, for one).
             origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            layout = "stereo" if self.channels == 2 else "mono"
+            resampler = av.AudioResampler(format="flt", layout=layout, rate=SAMPLE_RATE)
             to_drop: int | None = 0 if self.start_seconds <= 0 else None  # output samples before the start
             for frame in self._frames(container, stream, media):
                 if to_drop is None:
@@ -264,14 +268,14 @@ class AudioStream:
                     yield block
 
     def _take(self, frame: av.AudioFrame, to_drop: int) -> tuple[np.ndarray | None, int]:
-        samples = frame.to_ndarray().reshape(-1)
+        samples = frame.to_ndarray().reshape(-1, 2) if self.channels == 2 else frame.to_ndarray().reshape(-1)
         if to_drop:
             dropped = min(to_drop, samples.size)
             samples = samples[dropped:]
             to_drop -= dropped
         if samples.size == 0:
             return None, to_drop
-        self.decoded_samples += samples.size
+        self.decoded_samples += len(samples)
         return samples.astype(np.float32, copy=False), to_drop
 
     def _frames(self, container, stream, media: _MediaFile) -> Iterator[av.AudioFrame]:

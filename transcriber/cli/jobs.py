@@ -20,7 +20,7 @@ from ..config import DECLARED, format_value
 from ..display import redacted, shown
 from ..errors import TranscriberError
 from ..export import render
-from ..jobs import ACTIVE_STATUSES, TASKS, Job, JobStatus, WaitingState
+from ..jobs import ACTIVE_STATUSES, MAX_SPEAKERS, TASKS, Job, JobStatus, WaitingState
 from ..reports.stats import STATS_TABLES, stats_csv, stats_document
 from ..timefmt import iso_local
 from .common import (
@@ -61,6 +61,8 @@ def job_record(job: Job, worker: str | None = None) -> dict:
         "error": job.error,
         "warning": job.warning,
         "model": job.model,
+        "speakers": job.options.speakers,
+        "speakers_progress": job.speakers_progress,
         "language": job.language,
         "speed": round(job.speed, 2) if job.speed else None,
         "attempts": job.attempts,
@@ -74,6 +76,19 @@ def job_record(job: Job, worker: str | None = None) -> dict:
     }
 
 
+def speaker_options(command) -> None:
+    command.add_argument("--speakers", metavar="auto|N|off|channels",
+                         help="who said what: auto (estimate the count), a number, channels (one speaker per stereo "
+                              "channel) or off (default: the setting 'speakers')")
+    command.add_argument("--min-speakers", type=bounded_int(1, MAX_SPEAKERS), metavar="N", help="with --speakers auto: at least N")
+    command.add_argument("--max-speakers", type=bounded_int(1, MAX_SPEAKERS), metavar="N", help="with --speakers auto: at most N")
+
+
+def job_options_of(app, args):
+    return app.engine.default_options(model=args.model, language=args.language, task=args.task, speakers=args.speakers,
+                                      min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+
+
 def add_parsers(commands) -> None:
     def job_options(command) -> None:
         command.add_argument("--model", metavar="M", help="tiny.en (embedded), base, a model folder, or a faster-whisper name")
@@ -81,6 +96,7 @@ def add_parsers(commands) -> None:
         command.add_argument("--task", choices=TASKS, help="transcribe (the language spoken) or translate (to English); "
                              "default: the task setting. auto translates with base; tiny.en cannot translate")
         command.add_argument("--user", metavar="U", help="owner of the jobs (default: your login name)")
+        speaker_options(command)
 
     transcribe = commands.add_parser("transcribe", help="transcribe files now, with progress, and export them")
     transcribe.add_argument("files", nargs="+", metavar="FILE")
@@ -146,7 +162,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_transcribe(app, args) -> int:
-    options = app.engine.default_options(model=args.model, language=args.language, task=args.task)
+    options = job_options_of(app, args)
     app.models.ensure_available(options.model)  # an unavailable model fails here, before anything is queued
     # A batch asked for by a person waits for room instead of being refused, and a file that
     # already has a job (an earlier run stopped by Ctrl+C, or finished) is not transcribed again.
@@ -204,7 +220,7 @@ def cmd_transcribe(app, args) -> int:
 
 
 def cmd_add(app, args) -> int:
-    options = app.engine.default_options(model=args.model, language=args.language, task=args.task)
+    options = job_options_of(app, args)
     status = EXIT_OK
     for result in app.engine.add(args.paths, user=user_of(args), options=options, wait_for_room=args.wait_for_room):
         if result.job:

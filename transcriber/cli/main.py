@@ -11,11 +11,12 @@ from .. import __version__
 from ..app import open_app
 from ..engine.listener import EngineListener
 from ..errors import TranscriberError
-from . import automation, jobs, models, record, search, worker
+from . import automation, jobs, models, record, search, speakers, worker
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 COMMANDS = {
-    **jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **models.COMMANDS, **search.COMMANDS, **worker.COMMANDS,
+    **jobs.COMMANDS, **automation.COMMANDS, **record.COMMANDS, **models.COMMANDS, **search.COMMANDS,
+    **speakers.COMMANDS, **worker.COMMANDS,
 }
 
 # Commands that run without opening the user's data folder (they get None for ``app``).
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parsers(commands)
     search.add_parsers(commands)
     worker.add_parsers(commands)
+    speakers.add_parsers(commands)
     return parser
 
 

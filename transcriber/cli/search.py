@@ -35,6 +35,7 @@ def hit_record(hit: SearchHit) -> dict:
         "text": hit.text.strip(),
         "snippet": hit.snippet.strip(),
         "rank": round(hit.rank, 6),
+        "speaker": hit.speaker,
     }
 
 
@@ -49,12 +50,13 @@ def add_parsers(commands) -> None:
     search.add_argument("--since", type=since_date, metavar="DATE", help="only jobs added on or after DATE (YYYY-MM-DD)")
     search.add_argument("--limit", type=bounded_int(1, 100_000), default=DEFAULT_LIMIT, metavar="N",
                         help=f"at most N hits (default: {DEFAULT_LIMIT})")
+    search.add_argument("--speaker", metavar="NAME", help='only what this speaker said ("Speaker 2", "Dr. Amara")')
     search.add_argument("--json", action="store_true")
 
 
 def cmd_search(app, args) -> int:
     results = app.store.search.search(
-        args.query, user=user_of(args), model=args.model, since=args.since, limit=args.limit
+        args.query, user=user_of(args), model=args.model, since=args.since, limit=args.limit, speaker=args.speaker
     )
     if results.note:
         print(f"note: {results.note}", file=sys.stderr)
@@ -62,7 +64,8 @@ def cmd_search(app, args) -> int:
         print(json.dumps([hit_record(hit) for hit in results.hits], indent=2, ensure_ascii=False))
     else:
         for hit in results.hits:
-            print(f"{hit.job_id}\t{shown(hit.file_name)}\t{format_clock(hit.start)}\t{shown(hit.snippet.strip())}")
+            said = f"{shown(hit.speaker)}: " if hit.speaker else ""
+            print(f"{hit.job_id}\t{shown(hit.file_name)}\t{format_clock(hit.start)}\t{said}{shown(hit.snippet.strip())}")
     if not results.hits:
         print(f"no match for {args.query!r}", file=sys.stderr)
         return EXIT_FAILED

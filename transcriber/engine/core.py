@@ -27,9 +27,9 @@ from ..errors import (
     TranscriberError,
 )
 from ..export import export_file, export_transcript, written_file
-from ..jobs import TASKS, TRANSLATE, Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile
+from ..jobs import TASKS, TRANSLATE, Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile, parse_speakers
 from ..store import Store
-from . import estimates, intake, scheduler
+from . import estimates, intake, scheduler, speakers
 from .execution import PartContext, PartRun
 from ..languages import check_language, check_model_language, english_only
 from ..limits import Limits, queue_refusal
@@ -131,26 +131,36 @@ class Engine:
 
     def default_options(
         self, *, model: str | None = None, language: str | None = None, task: str | None = None,
-        settings: Settings | None = None,
+        settings: Settings | None = None, speakers: str | None = None, min_speakers: int | None = None,
+        max_speakers: int | None = None,
     ) -> JobOptions:
-        """The options for new jobs: ``model``, ``language`` and ``task`` where given, the settings for the rest.
+        """The options for new jobs: ``model``, ``language``, ``task`` and ``speakers`` where given, the settings for the rest.
 
-        A job to translate with ``auto`` is decoded by ``base`` (routing.for_translation).
+        A job to translate with ``auto`` is decoded by ``base`` (routing.for_translation). A job
+        that wants its speakers told apart records word timings, so a segment is split exactly
+        where the speaker changes.
 
         Raises:
             ConfigError: an unknown language or task, a language the model cannot transcribe,
-                or translation asked of an English-only model.
+                translation asked of an English-only model, or a bad speakers request.
         """
         settings = settings or self.read_settings()
         task = (task or settings.task).strip().lower()
         if task not in TASKS:
             raise ConfigError(f"Unknown task {task!r}: choose {' or '.join(TASKS)}.")
+        try:
+            mode, low, high = parse_speakers(speakers if speakers is not None else settings.speakers, min_speakers, max_speakers)
+        except ValueError as error:
+            raise ConfigError(f"{error}.") from None
         options = JobOptions(
             model=model or settings.model,
             language=check_language(language if language is not None else settings.language),
             preset=settings.preset,
-            word_timestamps=settings.word_timestamps,
+            word_timestamps=settings.word_timestamps or mode not in ("off", "channels"),
             task=task,
+            speakers=mode,
+            min_speakers=low,
+            max_speakers=high,
         )
         check_model_language(options.model, options.language)
         if task == TRANSLATE and english_only(options.model):
@@ -633,6 +643,32 @@ class Engine:
             self.store.jobs.mark_failed(job_id, message, cause)
         except (StoreError, JobStateError) as error:
             log.error("could not mark job %d failed (%s): %s", job_id, error, message)
+
+    # ------------------------------------------------------------- speakers
+
+    def find_speakers(self, job_id: int, mode: str = "auto", min_speakers: int | None = None,
+                      max_speakers: int | None = None, *, is_cancelled: Callable[[], bool] = lambda: False) -> Job:
+        """Tell the speakers of a completed job apart now (on this thread), replacing any earlier labels.
+
+        Raises:
+            ConfigError: a bad request; JobStateError: the job is not completed;
+            AudioError: the file cannot be read (or has one channel, for ``channels``).
+        """
+        try:
+            mode, low, high = parse_speakers(mode, min_speakers, max_speakers)
+        except ValueError as error:
+            raise ConfigError(f"{error}.") from None
+        job = self.store.jobs.require_job(job_id)
+        if job.status is not JobStatus.COMPLETED:
+            raise JobStateError(f"Job {job_id} is {job.status.value}; speakers are told apart once it completed.")
+        if mode == "off":
+            raise ConfigError("Choose auto, channels or a number of speakers.")
+        problem = intake.source_changed(job.source_path, job.size_bytes, job.mtime, job.content_hash)
+        if problem:
+            raise SourceChanged(problem)
+        request = speakers.request_for(job, mode, low, high)
+        speakers.run_stage(self.store, job, self.listener, is_cancelled=is_cancelled, request=request)
+        return self.store.jobs.require_job(job_id)
 
     # -------------------------------------------------------------- reading
 

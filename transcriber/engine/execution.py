@@ -22,7 +22,7 @@ from ..errors import AudioError, ModelUnavailable, SourceChanged, StoreError, Tr
 from ..export import export_transcript, written_file
 from ..jobs import TRANSLATE, Job, Part, RunOutcome, Segment, Transcript
 from ..store import Store
-from . import estimates, intake, parts, routing
+from . import estimates, intake, parts, routing, speakers
 from .listener import EngineListener
 from .models import ModelPool, is_cuda_trouble
 from .whisper import DecodedSegment, DecodeRequest, FirstWindow, StopDecoding, first_window
@@ -63,6 +63,9 @@ class PartRun:
         problem = intake.source_changed(job.source_path, job.size_bytes, job.mtime, job.content_hash)
         if problem:
             raise SourceChanged(problem)
+        if self._wants_speakers() and self.part.processed_seconds >= self.part.end - 1e-6:
+            # Decoded to the end before a crash or a stop during the speakers stage: only that stage is left.
+            return self._after_decoding()
         if not job.routed:
             outcome = self._route()
             if outcome is not None:
@@ -322,8 +325,25 @@ class PartRun:
         if self.is_last and missing_seconds > max(1.0, 0.01 * job.duration_seconds):
             self._fail_truncated(job.duration_seconds - missing_seconds)
             return RunOutcome.FAILED
-        if not store.work.finish_part(job.id, part.index):
+        return self._after_decoding()
+
+    def _wants_speakers(self) -> bool:
+        return self.job.options.speakers != "off" and self.job.speakers_progress != 1.0
+
+    def _after_decoding(self) -> RunOutcome:
+        """Close the part; with the job's last part, tell its speakers apart (if asked) and complete it."""
+        job, part, store = self.job, self.part, self.store
+        wants = self._wants_speakers()
+        if not store.work.finish_part(job.id, part.index, hold_last=wants):
             return RunOutcome.PART_DONE
+        if wants:
+            try:
+                speakers.run_stage(store, job, self.context.listener, is_cancelled=self.context.stop.is_set)
+            except speakers.StopDiarization:
+                return RunOutcome.STOPPED
+            if not store.work.finish_part(job.id, part.index):
+                return RunOutcome.PART_DONE
+            self.job = store.jobs.require_job(job.id)
         return self._complete()
 
     # ------------------------------------------------------------- finishing

@@ -335,3 +335,10 @@ def first_window(backend, request: DecodeRequest, should_stop: Callable[[], bool
         return None
     return FirstWindow(tuple(pieces), next_window[0] if next_window else None, decoding)
 
+
+def speech_regions(samples: np.ndarray, min_silence_ms: int = 300) -> list[tuple[float, float]]:
+    """Where ``samples`` (16 kHz mono) hold speech, in seconds, by faster-whisper's Silero VAD (ONNX, bundled)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # lazy: faster-whisper is heavy to import
+
+    options = VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=100, min_speech_duration_ms=200)
+    return [(item["start"] / SAMPLE_RATE, item["end"] / SAMPLE_RATE) for item in get_speech_timestamps(samples, options)]

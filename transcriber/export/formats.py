@@ -28,7 +28,20 @@ def _spoken(transcript: Transcript) -> list[Segment]:
 
 
 def render_txt(transcript: Transcript) -> str:
-    return "".join(segment.text.strip() + "\n" for segment in _spoken(transcript))
+    """One line per segment; with speakers, one ``Name: ...`` paragraph per turn."""
+    if not transcript.has_speakers:
+        return "".join(segment.text.strip() + "\n" for segment in _spoken(transcript))
+    paragraphs: list[tuple[str | None, list[str]]] = []
+    for segment in _spoken(transcript):
+        if paragraphs and paragraphs[-1][0] == segment.speaker:
+            paragraphs[-1][1].append(segment.text.strip())
+        else:
+            paragraphs.append((segment.speaker, [segment.text.strip()]))
+    return "\n".join(f"{_one_line(name) + ': ' if name else ''}{' '.join(texts)}\n" for name, texts in paragraphs)
+
+
+def _one_line(name: str) -> str:
+    return " ".join(name.split())
 
 
 def _timing(segment: Segment, decimal: str) -> str:
@@ -39,21 +52,37 @@ def _timing(segment: Segment, decimal: str) -> str:
 
 def render_srt(transcript: Transcript) -> str:
     return "\n".join(
-        f"{number}\n{_timing(segment, ',')}\n{_cue_text(segment)}\n"
+        f"{number}\n{_timing(segment, ',')}\n{_speaker_prefix(segment)}{_cue_text(segment)}\n"
         for number, segment in enumerate(_spoken(transcript), start=1)
     )
 
 
+def _speaker_prefix(segment: Segment) -> str:
+    return f"{_one_line(segment.speaker)}: " if segment.speaker else ""
+
+
+def _voice(segment: Segment) -> str:
+    """A WebVTT voice tag: ``<v Name>`` (the name may hold no ``>`` and no line break)."""
+    if not segment.speaker:
+        return ""
+    name = _one_line(segment.speaker).replace(">", "").replace("<", "").replace("&", "&amp;")
+    return f"<v {name}>"
+
+
 def render_vtt(transcript: Transcript) -> str:
-    return "\n".join(["WEBVTT\n"] + [f"{_timing(segment, '.')}\n{_cue_text(segment)}\n" for segment in _spoken(transcript)])
+    return "\n".join(
+        ["WEBVTT\n"] + [f"{_timing(segment, '.')}\n{_voice(segment)}{_cue_text(segment)}\n" for segment in _spoken(transcript)]
+    )
 
 
 def render_tsv(transcript: Transcript) -> str:
     """Tab-separated start and end in integer milliseconds, then the text (tabs and newlines flattened)."""
-    lines = ["start\tend\ttext"]
+    speakers = transcript.has_speakers
+    lines = ["start\tend\tspeaker\ttext" if speakers else "start\tend\ttext"]
     for segment in _spoken(transcript):
         text = " ".join(segment.text.split())
-        lines.append(f"{int(round(segment.start * 1000))}\t{int(round(segment.end * 1000))}\t{text}")
+        who = f"{' '.join((segment.speaker or '').split())}\t" if speakers else ""
+        lines.append(f"{int(round(segment.start * 1000))}\t{int(round(segment.end * 1000))}\t{who}{text}")
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _CURRENT = QColor("#cfe3ff")
 _MATCH = QColor("#fff3b0")
+# One colour per speaker (by label), dark enough to read on white and on the highlight colours.
+SPEAKER_COLOURS = tuple(QColor(code) for code in ("#1f5fa8", "#a8321f", "#2a7a2a", "#7a2a8a", "#8a5a00", "#006b6b", "#5a5a5a"))
 
 
 class SegmentModel(QAbstractTableModel):
@@ -76,7 +78,11 @@ class SegmentModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if index.column() == self.TIME:
                 return f"{format_clock(segment.start)}\u00a0–\u00a0{format_clock(segment.end)}"  # never wrapped
+            if role == Qt.ItemDataRole.DisplayRole and segment.speaker:
+                return f"{segment.speaker}: {segment.text.strip()}"
             return segment.text.strip()
+        if role == Qt.ItemDataRole.ForegroundRole and segment.speaker_label is not None:
+            return SPEAKER_COLOURS[segment.speaker_label % len(SPEAKER_COLOURS)]
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == self.TIME:
             return "Click to play from here"
         if role == Qt.ItemDataRole.BackgroundRole:

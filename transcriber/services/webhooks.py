@@ -41,6 +41,8 @@ from .. import __version__
 from ..background import BackgroundService
 from ..display import redacted
 from ..errors import AutomationError, StoreError
+from ..export import render
+from ..jobs import Transcript
 from ..records import EVENTS, Delivery, DeliveryAttempt
 from ..timefmt import iso_utc
 
@@ -176,7 +178,11 @@ def build_body(delivery: Delivery, store) -> str:
             if delivery.include == "files":
                 body["files"] = [Path(path).resolve().as_uri() for path in job.exported_paths]
             else:
-                body["transcript"] = " ".join(s.text.strip() for s in store.transcripts.segments(job.id) if s.text.strip())
+                segments = store.transcripts.segments(job.id)
+                if any(s.speaker for s in segments):  # who said what: "Name: ..." paragraphs, as the txt export
+                    body["transcript"] = render("txt", Transcript(job=job, segments=tuple(segments))).strip()
+                else:
+                    body["transcript"] = " ".join(s.text.strip() for s in segments if s.text.strip())
     return json.dumps(body, ensure_ascii=False, sort_keys=True)
 
 

@@ -7,6 +7,7 @@ plain dataclasses of ``jobs`` and ``records``:
 - ``store.backlog``: files asked for beyond the queue limit, waiting for room;
 - ``store.work``: parts, claiming them, committing segments with progress, runs;
 - ``store.transcripts``: segments in time order, corrections;
+- ``store.speakers``: who said what: speaker labels, names, merges, the diarization stage;
 - ``store.settings``: the settings (one ``Settings`` snapshot per read);
 - ``store.stats``: figures over finished jobs;
 - ``store.search``: the full-text index of every transcript;
@@ -34,6 +35,7 @@ from .migrations import LATEST_VERSION, ProgressCallback, migrate, schema_versio
 from .schema import build_models
 from .search import SearchPart
 from .settings import SettingsPart
+from .speakers import SpeakersPart
 from .stats import StatsPart
 from .transcripts import TranscriptsPart
 from .work import WorkPart
@@ -54,6 +56,7 @@ class Store:
         self.backlog = BacklogPart(self.db, models, self.path, jobs=self.jobs)
         self.work = WorkPart(self.db, models, self.path, jobs=self.jobs, outbox=self.automation)
         self.transcripts = TranscriptsPart(self.db, models, self.path)
+        self.speakers = SpeakersPart(self.db, models, self.path)
         self.settings = SettingsPart(self.db, models, self.path)
         self.stats = StatsPart(self.db, models, self.path)
         self.search = SearchPart(self.db, models, self.path)

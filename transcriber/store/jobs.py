@@ -87,6 +87,7 @@ class JobsPart(StorePart):
             exported_paths=tuple(json.loads(row.exported_paths)) if row.exported_paths else (),
             exports=tuple(ExportedFile(*item) for item in json.loads(row.exports)) if row.exports else (),
             routed_model=row.model if row.model != options.model else None,
+            speakers_progress=row.speakers_progress,
         )
 
     def _queue_ranks(self) -> dict[int, int]:

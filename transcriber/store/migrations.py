@@ -225,12 +225,8 @@ def _v5_search(db: SqliteDatabase, on_progress: ProgressCallback | None = None) 
     writer: committed segments, edits, and removals (a job's removal deletes its segments,
     and SQLite fires the delete trigger for rows removed by ON DELETE CASCADE too).
 
-    Speakers hook: ``speaker`` is '' until speakers exist. The migration that adds them
-    redefines the view to take the speaker's name (DROP VIEW, CREATE VIEW with a LEFT JOIN),
-    recreates the three segment triggers so they pass that name as ``speaker``, adds a
-    trigger on renaming a speaker that issues the FTS 'delete' for each of that speaker's
-    segments with the old name and inserts them again with the new one, and ends with
-    ``INSERT INTO segment_fts(segment_fts) VALUES ('rebuild')``.
+    ``speaker`` stays '': speaker names live in ``speaker`` (``_v6_speakers``) and a search by
+    speaker joins them, so renaming or merging speakers never has to rewrite the index.
     """
     statements = [
         "CREATE VIEW segment_search AS SELECT id, text, '' AS speaker FROM segment",
@@ -272,7 +268,30 @@ def _v5_search(db: SqliteDatabase, on_progress: ProgressCallback | None = None) 
             on_progress("Building the search index", done, total)
 
 
-MIGRATIONS: list[Callable[..., None]] = [_v1_initial, _v2_automation, _v3_trust, _v4_scale_out, _v5_search]
+def _v6_speakers(db: SqliteDatabase) -> None:
+    """Who said what: a speaker per segment, the names of each job's speakers, the diarization stage's progress.
+
+    Speaker names are not put in the full-text index (``_v5_search``): search filters by
+    speaker with a join, so a rename or a merge never has to touch the index.
+    """
+    statements = [
+        "ALTER TABLE segment ADD COLUMN speaker INTEGER",  # the speaker's label within its job; NULL: not diarized
+        # NULL: no speakers asked for or not yet looked at; 0..1 while running; 1 once assigned.
+        "ALTER TABLE job ADD COLUMN speakers_progress REAL",
+        """CREATE TABLE speaker (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+            label INTEGER NOT NULL,
+            name TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX speaker_job_label ON speaker(job_id, label)",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[..., None]] = [
+    _v1_initial, _v2_automation, _v3_trust, _v4_scale_out, _v5_search, _v6_speakers,
+]
 LATEST_VERSION = len(MIGRATIONS)
 SEARCH_VERSION = MIGRATIONS.index(_v5_search) + 1  # the version that adds the full-text index (upgrade tests start below it)
 

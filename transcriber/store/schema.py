@@ -79,9 +79,21 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         started_at = FloatField(null=True)
         updated_at = FloatField()
         finished_at = FloatField(null=True)
+        speakers_progress = FloatField(null=True)
 
         class Meta:
             table_name = "job"
+
+    class Speaker(BaseModel):
+        """A speaker of a job's transcript: its label there and the name it is shown with."""
+
+        id = AutoField()
+        job = ForeignKeyField(Job, column_name="job_id", on_delete="CASCADE")
+        label = IntegerField()
+        name = TextField()
+
+        class Meta:
+            table_name = "speaker"
 
     class Segment(BaseModel):
         id = AutoField()
@@ -93,6 +105,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         words = TextField(null=True)
         tokens = TextField(null=True)  # the decoder's tokens: its context when a job continues
         part = IntegerField(default=0)
+        speaker = IntegerField(null=True)  # the speaker's label within the job (table speaker); NULL: not diarized
 
         class Meta:
             table_name = "segment"
@@ -246,6 +259,7 @@ def build_models(db: SqliteDatabase) -> SimpleNamespace:
         User=User,
         Job=Job,
         Segment=Segment,
+        Speaker=Speaker,
         Part=Part,
         Run=Run,
         Setting=Setting,

@@ -7,8 +7,8 @@ updates it without knowing it exists. Queries use FTS5's syntax: words (all must
 and accents. A query FTS5 cannot parse is searched again as its plain words, with a note
 saying so.
 
-Speakers, once they exist, join the index through the view ``segment_search`` and the
-index's ``speaker`` column: `_v5_search`'s docstring says what their migration changes.
+Speaker names are not in the index: a hit's speaker, and the ``speaker`` filter, come from a
+join with the ``speaker`` table, so a rename or a merge shows at once without touching the index.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class SearchHit:
     rank: float
     user: str
     created_at: float
+    speaker: str | None = None  # the name of who said it, when the job's speakers were found
 
     @property
     def file_name(self) -> str:
@@ -105,6 +106,7 @@ class SearchPart(StorePart):
         since: float | None = None,
         limit: int = DEFAULT_LIMIT,
         marks: tuple[str, str] = ("[", "]"),
+        speaker: str | None = None,
     ) -> SearchResults:
         """Segments matching ``query``, by relevance, then newest job first, then time in the recording.
 
@@ -115,6 +117,7 @@ class SearchPart(StorePart):
             since: only jobs added at or after this POSIX time.
             limit: at most this many hits.
             marks: what goes before and after each matching word in snippets.
+            speaker: only what the speaker of this name said (names are compared without case).
 
         Raises:
             SearchQueryError: the query has no word to search for.
@@ -122,7 +125,7 @@ class SearchPart(StorePart):
         if not query.strip():
             raise SearchQueryError("Nothing to search for: give a word, a \"phrase\" or a prefix*.")
         try:
-            hits = self._run(fts_query(query), user, model, since, limit + 1, marks)
+            hits = self._run(fts_query(query), user, model, since, speaker, limit + 1, marks)
             note = None
         except sqlite3.OperationalError as error:
             if not is_query_error(error):
@@ -132,12 +135,12 @@ class SearchPart(StorePart):
                 raise SearchQueryError(
                     f"Nothing to search for in {query!r}: give a word, a \"phrase\" or a prefix*."
                 ) from None
-            hits = self._run(fallback, user, model, since, limit + 1, marks)
+            hits = self._run(fallback, user, model, since, speaker, limit + 1, marks)
             note = (f"The query {query!r} is not valid search syntax; "
                     f"searched for the words {' '.join(query_words(query))} instead.")
         return SearchResults(query=query, hits=hits[:limit], more=len(hits) > limit, note=note)
 
-    def _run(self, match: str, user, model, since, limit: int, marks: tuple[str, str]) -> list[SearchHit]:
+    def _run(self, match: str, user, model, since, speaker, limit: int, marks: tuple[str, str]) -> list[SearchHit]:
         conditions, parameters = ["segment_fts MATCH ?"], [match]
         if user is not None:
             conditions.append("u.name = ?")
@@ -148,17 +151,21 @@ class SearchPart(StorePart):
         if since is not None:
             conditions.append("j.created_at >= ?")
             parameters.append(since)
+        if speaker is not None:
+            conditions.append("sp.name = ? COLLATE NOCASE")
+            parameters.append(speaker)
         # Two steps: rank every match and keep the best ``limit``, then make snippets for those
         # alone (a snippet costs more than ranking, and a frequent word matches thousands). The
         # snippets come from one pass over the matches in the hits' rowid range: a lookup per
         # hit would parse the query again each time.
         sql = f"""
             SELECT s.id, s.job_id, j.source_path, s.idx, s.start_seconds, s.end_seconds, s.text,
-                   segment_fts.rank, u.name, j.created_at
+                   segment_fts.rank, u.name, j.created_at, sp.name
             FROM segment_fts
             JOIN segment s ON s.id = segment_fts.rowid
             JOIN job j ON j.id = s.job_id
             JOIN user u ON u.id = j.user_id
+            LEFT JOIN speaker sp ON sp.job_id = s.job_id AND sp.label = s.speaker
             WHERE {' AND '.join(conditions)}
             ORDER BY segment_fts.rank, j.created_at DESC, s.start_seconds, s.idx
             LIMIT ?"""
@@ -187,8 +194,9 @@ class SearchPart(StorePart):
                 rank=rank,
                 user=name,
                 created_at=created_at,
+                speaker=speaker_name,
             )
-            for segment_id, job_id, path, index, start, end, text, rank, name, created_at in rows
+            for segment_id, job_id, path, index, start, end, text, rank, name, created_at, speaker_name in rows
         ]
 
     @translating

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import JobStateError
-from ..jobs import Segment, Word
+from ..jobs import Segment, Word, speaker_name
 from .db import StorePart, translating
 
 
@@ -15,7 +15,8 @@ class TranscriptsPart(StorePart):
     @translating
     def segments(self, job_id: int) -> list[Segment]:
         """The job's segments in time order (``jobs.time_order``), whatever order its parts committed them in."""
-        Segment_ = self.m.Segment
+        Segment_, Speaker_ = self.m.Segment, self.m.Speaker
+        names = {row.label: row.name for row in Speaker_.select().where(Speaker_.job == job_id)}
         rows = (
             Segment_.select()
             .where(Segment_.job == job_id)
@@ -28,6 +29,8 @@ class TranscriptsPart(StorePart):
                 end=row.end_seconds,
                 text=row.text,
                 words=tuple(Word(*item) for item in json.loads(row.words)) if row.words else (),
+                speaker=None if row.speaker is None else names.get(row.speaker, speaker_name(row.speaker)),
+                speaker_label=row.speaker,
             )
             for row in rows
         ]

@@ -251,10 +251,20 @@ class WorkPart(StorePart):
             return self._to_part(Part_.get_by_id(first.id))
 
     @translating
-    def finish_part(self, job_id: int, part_index: int) -> bool:
-        """Mark a part decoded to its end; returns True when every part of the job is."""
+    def finish_part(self, job_id: int, part_index: int, *, hold_last: bool = False) -> bool:
+        """Mark a part decoded to its end; returns True when every part of the job is.
+
+        Args:
+            hold_last: when every other part is done, leave this one running (and return
+                True): the job has a stage after decoding (its speakers), and a crash during
+                it must bring the part back with its cursor at the end, not lose the stage.
+        """
         Part_ = self.m.Part
         with self.db.atomic():
+            if hold_last and not Part_.select().where(
+                (Part_.job == job_id) & (Part_.idx != part_index) & (Part_.status != PartStatus.DONE.value)
+            ).exists():
+                return True
             Part_.update(status=PartStatus.DONE.value, speed=None).where(
                 (Part_.job == job_id) & (Part_.idx == part_index)
             ).execute()
