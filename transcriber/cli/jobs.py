@@ -274,7 +274,7 @@ def cmd_list(app, args) -> int:
 
 
 def _place(job: Job) -> int:
-    return {JobStatus.RUNNING: 0, JobStatus.QUEUED: 1, JobStatus.PAUSED: 2}.get(job.status, 3)
+    return {JobStatus.RECORDING: 0, JobStatus.RUNNING: 0, JobStatus.QUEUED: 1, JobStatus.PAUSED: 2}.get(job.status, 3)
 
 
 def cmd_export(app, args) -> int:
