@@ -312,8 +312,8 @@ class RecordDialog(QDialog):
         self.level_meter.setValue(0)
         self.elapsed_label.setText(format_clock(result.seconds))
         if live is not None:
-            message = (f"Recorded {format_clock(result.seconds)} to {result.path.name}; the rest of its transcript "
-                       "is being finished in the queue.")
+            message = (f"Recorded {format_clock(result.seconds)} to {result.path.name}; it is added to the queue, "
+                       "which finishes the rest of its transcript.")
             if result.seconds > 0:
                 self._say(f"{result.error} {message}" if result.error else message, error=bool(result.error))
             else:
