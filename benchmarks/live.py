@@ -44,7 +44,7 @@ SENTENCES = [
     "The library opens at nine and closes late on Thursday.",
     "Our meeting starts after lunch in the large conference room.",
     "She bought fresh bread and a bottle of orange juice.",
-    "The train to the city leaves from platform seven.",
+    "The train to the city leaves from the northern station.",
     "We need three more chairs for the guests this evening.",
     "His favourite hobby is painting old wooden boats.",
     "The children played football in the park until sunset.",
@@ -152,6 +152,8 @@ def measure(pulse: Pulse, speech: list[Path], *, model: str, pause: float, load:
         "wer_saved_file": round(word_error_rate(reference, from_file), 4),
         "behind_warnings": sum("behind" in line for line in errors),
         "audio_s": job["duration_seconds"],
+        "live_final": final,
+        "saved_file": from_file,
     }
 
 
@@ -178,7 +180,8 @@ def main() -> None:
         with Pulse() as pulse:
             for load in args.load or [0, 2]:
                 results.append(measure(pulse, speech, model=args.model, pause=args.pause, load=load, work=work))
-                print(json.dumps(results[-1]), flush=True)
+                print(json.dumps({key: value for key, value in results[-1].items() if key not in ("live_final", "saved_file")}),
+                      flush=True)
     print(f"\n{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, load average {load_average:.1f} "
           f"at the start, {time.time() - started:.0f} s\n")
     print("| busy processes beside it | sentences printed | lag, median | lag, max | WER live | WER saved file | behind warnings |")

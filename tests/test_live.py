@@ -56,9 +56,26 @@ def piece(start: float, end: float, text: str = "words") -> DecodedSegment:
         ([4.0, 9.9, 5.0], 10.0, 1),
     ],
 )
-def test_which_segments_of_a_pass_have_settled(ends, audio_end, settled):
+def test_which_segments_of_a_pass_have_settled_by_the_audio_after_them(ends, audio_end, settled):
     pieces = [piece(max(0.0, end - 2.0), end) for end in ends]
-    assert settled_count(pieces, audio_end) == settled
+    assert settled_count(pieces, audio_end, previous=pieces) == settled
+
+
+def test_a_segment_settles_only_when_the_pass_before_read_it_the_same():
+    now = [piece(0.0, 3.0, " The weather today is sunny."), piece(3.5, 6.0, " Please remember")]
+    assert settled_count(now, 12.0, previous=[]) == 0  # the first reading of a sentence is a guess
+    assert settled_count(now, 12.0, previous=[piece(0.0, 2.9, " the weather today is  sunny.")]) == 1
+    assert settled_count(now, 12.0, previous=[piece(0.0, 3.0, " Thank you for watching.")]) == 0
+    # What a full 30-second window decoded is final, as in a file's decode.
+    assert settled_count(now, 36.0, previous=[]) == 2
+
+
+def test_the_last_segment_settles_only_over_real_silence():
+    pieces = [piece(0.0, 3.0, " The weather today is sunny.")]
+    heard = []
+    assert settled_count(pieces, 6.0, previous=pieces, quiet_after=lambda at: heard.append(at) or False) == 0
+    assert heard == [3.0]  # asked about the audio after its end
+    assert settled_count(pieces, 6.0, previous=pieces, quiet_after=lambda at: True) == 1
 
 
 # ------------------------------------------------------------- the job, real store

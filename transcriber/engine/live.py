@@ -27,13 +27,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..audio.decode import read_seconds
 from ..audio.recorder import written_seconds
 from ..background import BackgroundService
 from ..errors import StoreError, TranscriberError
 from ..jobs import Job, Segment
 from . import routing
 from .execution import MAX_PROMPT_TOKENS
-from .whisper import DecodedSegment, DecodeRequest, StopDecoding
+from .whisper import DecodedSegment, DecodeRequest, StopDecoding, speech_seconds
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ STEP_SECONDS = 0.8  # decode again once this much new audio is on disk
 NOTHING_SAID_SECONDS = 3.0  # audio without any text this far before the end is passed over (silence)
 MAX_PASS_SECONDS = 60.0  # one pass decodes at most this much, so a late decoder commits as it catches up
 BEHIND_SECONDS = 10.0  # audio waiting to be decoded beyond this: the machine cannot keep up
-ROUTE_SECONDS = 10.0  # ``auto``: ask ``base`` for the language if tiny.en is unsure after this much audio
+ROUTE_SECONDS = 10.0
+WINDOW_SECONDS = 30.0  # Whisper's window
+QUIET_SPEECH_SECONDS = 0.2  # less speech than this after a segment: the speaker has stopped
+QUIET_MARGIN_SECONDS = 0.2  # the cursor stops this far short of the checked silence's end  # ``auto``: ask ``base`` for the language if tiny.en is unsure after this much audio
 
 
 @dataclass(frozen=True)
@@ -76,16 +80,34 @@ class LiveUpdate:
         return self.behind_seconds > BEHIND_SECONDS
 
 
-def settled_count(pieces: Sequence[DecodedSegment], audio_end: float) -> int:
+def _same_text(a: DecodedSegment, b: DecodedSegment) -> bool:
+    return " ".join(a.text.lower().split()) == " ".join(b.text.lower().split())
+
+
+def settled_count(
+    pieces: Sequence[DecodedSegment],
+    audio_end: float,
+    previous: Sequence[DecodedSegment] = (),
+    quiet_after: Callable[[float], bool] = lambda seconds: True,
+) -> int:
     """How many of a pass's segments (a prefix, in order) are final, given that the audio reaches ``audio_end``.
 
-    A segment followed by another settles once ``HOLD_SECONDS`` of audio follow its end;
-    the last one only after ``SILENCE_SECONDS`` (the speaker may still be saying it).
+    A segment from a full 30-second window (it ends 30 s or more before the end) is as final
+    as in a file's decode. Any other must have been decoded the same by the pass before
+    (``previous``, from the same cursor: Whisper's guesses at a sentence cut short change
+    from pass to pass, its reading of a finished one does not), and have audio after it:
+    ``HOLD_SECONDS`` and the next segment begun, or, for the last one, ``SILENCE_SECONDS``
+    in which ``quiet_after(its end)`` finds no speech (a timestamp alone can lie).
     """
     count = 0
     for number, piece in enumerate(pieces):
-        margin = HOLD_SECONDS if number < len(pieces) - 1 else SILENCE_SECONDS
-        if piece.end > audio_end - margin:
+        if piece.end <= audio_end - WINDOW_SECONDS:
+            count += 1
+            continue
+        agreed = number < len(previous) and _same_text(piece, previous[number])
+        last = number == len(pieces) - 1
+        margin = SILENCE_SECONDS if last else HOLD_SECONDS
+        if not agreed or piece.end > audio_end - margin or (last and not quiet_after(piece.end)):
             break
         count += 1
     return count
@@ -116,6 +138,7 @@ class LiveTranscriber(BackgroundService):
         self._tokens: list[int] = list(self._store.work.recent_tokens(job.id, 0, MAX_PROMPT_TOKENS))
         self._last_pass_end = -1.0
         self._tentative = ""
+        self._previous: list[DecodedSegment] = []  # the last pass's segments after the cursor
         self.error: str | None = None
         self.ended = False
 
@@ -160,9 +183,16 @@ class LiveTranscriber(BackgroundService):
             # Not settled yet, or settled on another model (the next pass decodes with it): tentative only.
             self._report([], pieces, recorded)
             return
-        count = settled_count(pieces, end)
+        previous, self._previous = self._previous, pieces
+        count = settled_count(pieces, end, previous, lambda after: self._quiet(after, end))
         settled, rest = list(pieces[:count]), pieces[count:]
+        if count:
+            self._previous = list(rest)  # the next pass starts after the settled ones
         cursor = settled[-1].end if settled else self.committed_seconds
+        if settled and not rest and settled[-1].end > end - WINDOW_SECONDS:
+            # Settled over silence that was checked: start the next pass at its end, so the
+            # tail of a word past an early timestamp is not decoded again as a "word" of its own.
+            cursor = max(cursor, end - QUIET_MARGIN_SECONDS)
         if not pieces and end - self.committed_seconds > NOTHING_SAID_SECONDS:
             cursor = end - NOTHING_SAID_SECONDS  # silence: nothing to wait for there
         segments = [Segment(index=-1, start=piece.start, end=max(piece.start, piece.end), text=piece.text,
@@ -186,6 +216,12 @@ class LiveTranscriber(BackgroundService):
         if stored:
             self._engine.listener.segments_added(job, stored)
         self._report(stored, rest, recorded)
+
+    def _quiet(self, start: float, end: float) -> bool:
+        """No speech in the recording between ``start`` and ``end`` (Silero VAD, level-normalised)."""
+        if end - start <= 0:
+            return False
+        return speech_seconds(read_seconds(str(self.path), start, end - start)) < QUIET_SPEECH_SECONDS
 
     def _report(self, stored: Sequence[Segment], rest: Sequence[DecodedSegment], recorded: float) -> None:
         tentative = " ".join(piece.text.strip() for piece in rest if piece.text.strip())
