@@ -117,7 +117,7 @@ def cmd_record(app, args) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     if live is not None:
-        return _finish_live(app, live, result)
+        return _finish_live(app, args, live, result)
     status = EXIT_OK
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
@@ -198,7 +198,7 @@ def _start_live(app, args, rec, path: Path) -> _LiveLines | None:
     return live
 
 
-def _finish_live(app, live: _LiveLines, result) -> int:
+def _finish_live(app, args, live: _LiveLines, result) -> int:
     """After Stop: queue the recording's job, finish its tail (here, or in the process that runs the jobs), print it."""
     status = EXIT_OK
     if result.error:
@@ -207,9 +207,8 @@ def _finish_live(app, live: _LiveLines, result) -> int:
     print(f"recorded {format_clock(result.seconds)} to {result.path}", file=sys.stderr)
     try:
         job = app.engine.end_recording(live.job.id)
-    except JobStateError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    except JobStateError:  # its job was removed meanwhile: the recording becomes a job like any other
+        return _hand_over(app, args, [result.path]) or status
     if job is None:
         print("nothing was recorded", file=sys.stderr)
         return EXIT_FAILED

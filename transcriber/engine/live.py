@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 HOLD_SECONDS = 1.0  # a segment followed by another settles once this much audio follows its end
 SILENCE_SECONDS = 1.5  # the last segment of a pass settles after this much audio without more speech
-STEP_SECONDS = 0.8  # decode again once this much new audio is on disk
+STEP_SECONDS = 0.5  # decode again once this much new audio is on disk (the writer syncs every 0.5 s)
 NOTHING_SAID_SECONDS = 3.0  # audio without any text this far before the end is passed over (silence)
 MAX_PASS_SECONDS = 60.0  # one pass decodes at most this much, so a late decoder commits as it catches up
 BEHIND_SECONDS = 10.0  # audio waiting to be decoded beyond this: the machine cannot keep up
@@ -139,6 +139,7 @@ class LiveTranscriber(BackgroundService):
         self._last_pass_end = -1.0
         self._tentative = ""
         self._previous: list[DecodedSegment] = []  # the last pass's segments after the cursor
+        self._last_text: DecodedSegment | None = None  # the last segment committed
         self.error: str | None = None
         self.ended = False
 
@@ -186,6 +187,8 @@ class LiveTranscriber(BackgroundService):
         previous, self._previous = self._previous, pieces
         count = settled_count(pieces, end, previous, lambda after: self._quiet(after, end))
         settled, rest = list(pieces[:count]), pieces[count:]
+        log.debug("live pass %.1f-%.1f s: %d segments, %d settled: %s", self.committed_seconds, end, len(pieces), count,
+                  " | ".join(piece.text for piece in pieces))
         if count:
             self._previous = list(rest)  # the next pass starts after the settled ones
         cursor = settled[-1].end if settled else self.committed_seconds
@@ -210,7 +213,14 @@ class LiveTranscriber(BackgroundService):
             return
         self.committed_seconds = max(self.committed_seconds, cursor)
         for piece in settled:
+            if self._last_text and _same_text(piece, self._last_text):
+                # The same words again: the context may be feeding a loop ("Bye bye." ...), as
+                # faster-whisper fears after a temperature fallback. Go on without it.
+                self._tokens = []
+                continue
             self._tokens = (self._tokens + list(piece.tokens))[-MAX_PROMPT_TOKENS:]
+        if settled:
+            self._last_text = settled[-1]
         job = self._store.jobs.get_job(self.job.id) or self.job
         self.job = job
         if stored:

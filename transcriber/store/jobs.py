@@ -286,8 +286,7 @@ class JobsPart(StorePart):
                 status=JobStatus.RECORDING.value,
                 queue_position=position,
                 created_at=now,
-                started_at=now,
-                updated_at=now,
+                updated_at=now,  # started_at: when the engine first claims it, which sends job.started
             )
             Part_.create(job=row.id, idx=0, start_seconds=0.0, end_seconds=0.0, processed_seconds=0.0,
                          status=PartStatus.PENDING.value)
