@@ -98,7 +98,8 @@ def test_record_pause_resume_stop_from_the_window_becomes_a_job(mic, make_gui, q
     dialog.stop_button.click()
     assert not dialog.recording and dialog.start_button.isEnabled()
 
-    qtbot.waitUntil(lambda: len(gui.app.store.jobs.list_jobs()) == 1, timeout=30000)
+    # With the live transcript the job exists from Start; Stop queues it.
+    qtbot.waitUntil(lambda: [job.status for job in gui.app.store.jobs.list_jobs()] == [JobStatus.QUEUED], timeout=30000)
     job = gui.app.store.jobs.list_jobs()[0]
     assert job.status is JobStatus.QUEUED and job.user == "tester"
     path = Path(job.source_path)

@@ -10,8 +10,14 @@ from typing import Any
 
 
 class JobStatus(str, Enum):
-    """Lifecycle of a job; stored as its lower-case value."""
+    """Lifecycle of a job; stored as its lower-case value.
 
+    ``recording``: the job's file is still being recorded and decoded live by the recording
+    process (see engine/live.py); the engine's runner never claims it. Stop (or start-up
+    recovery after a crash) makes it ``queued``, and the engine finishes the tail.
+    """
+
+    RECORDING = "recording"
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"

@@ -253,12 +253,41 @@ def _read_marker(handle) -> dict:
         return {}
 
 
+def recording_is_live(path: Path) -> bool:
+    """Whether a recorder (in this process or another) is still writing ``path``: its marker is locked."""
+    try:
+        handle = open(marker_of(Path(path)), "r+")
+    except OSError:
+        return False  # no marker: nothing records it
+    with handle:
+        return not try_lock(handle)  # the lock goes when the handle closes
+
+
+def written_seconds(path: Path) -> float:
+    """Seconds of audio a recording's header declares: what its writer has synced to disk so far (0 if unreadable).
+
+    A reader of a growing recording (the live transcript) reads up to here and never
+    sees a frame that is not on disk yet.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(_HEADER_BYTES)
+    except OSError:
+        return 0.0
+    if len(header) < _HEADER_BYTES or header[:4] != b"RIFF" or header[36:40] != b"data":
+        return 0.0
+    byte_rate = struct.unpack("<I", header[28:32])[0]
+    return struct.unpack("<I", header[40:44])[0] / byte_rate if byte_rate else 0.0
+
+
 def recover(folder: Path) -> list[Recording]:
     """Repair the recordings in ``folder`` whose process died, and list every recording not yet dealt with.
 
     A recording is dealt with once ``forget`` removes its marker (it became a job, or the user
     discarded it); until then it is offered here, whether it was interrupted or stopped and then
-    refused or never queued. Live recordings (their marker is locked) are left alone.
+    refused or never queued. Live recordings (their marker is locked) are left alone, and so
+    are recordings that are jobs already (a live transcript's, with ``job_id`` in the marker):
+    the engine's start-up recovery finishes those (``Engine.recover_recordings``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -274,6 +303,8 @@ def recover(folder: Path) -> list[Recording]:
             if not try_lock(handle):
                 continue  # recording right now, in this process or another
             state = _read_marker(handle)
+            if state.get("job_id") is not None and audio.exists():
+                continue  # a job already: the engine's recovery finishes it
             if not audio.exists():
                 orphans.append(marker)  # removed once closed: Windows deletes no open file
                 continue
@@ -489,6 +520,7 @@ class Recorder:
         self._writer: WavWriter | None = None
         self._appender: _WavAppender | None = None
         self._marker = None
+        self._marker_state: dict = {}
         self._stopping = threading.Event()
         self._first_audio = threading.Event()
         self._paused = False
@@ -546,10 +578,11 @@ class Recorder:
         try:
             self._marker = open(marker_of(self.path), "w")
             try_lock(self._marker)
-            self._marker.write(json.dumps({
+            self._marker_state = {
                 "state": "recording", "device": self.device.name, "rate": self.rate,
                 "started_at": self._started_at, "pid": os.getpid(),
-            }))
+            }
+            self._marker.write(json.dumps(self._marker_state))
             self._marker.flush()
             self._writer = WavWriter(self.path, self.rate, 1)
         except OSError as error:
@@ -568,6 +601,26 @@ class Recorder:
             raise RecordingError(self.error) from None
         log.info("recording from %r at %d Hz into %s", self.device.name, self.rate, self.path)
         return self.path
+
+    def attach_job(self, job_id: int) -> None:
+        """Note in the marker that this recording is job ``job_id`` already (its transcript is made live).
+
+        After a crash the engine's recovery then finishes that job, and the recording is
+        not offered again as one never transcribed.
+        """
+        if self._marker is None:
+            return
+        self._marker_state["job_id"] = job_id
+        self._write_marker(self._marker_state)
+
+    def _write_marker(self, state: dict) -> None:
+        try:
+            self._marker.seek(0)
+            self._marker.truncate()
+            self._marker.write(json.dumps(state))
+            self._marker.flush()
+        except OSError as error:
+            log.warning("cannot update the marker of %s: %s", self.path, error)
 
     def pause(self) -> None:
         if self._state == "recording":
@@ -641,9 +694,12 @@ class Recorder:
         marker = marker_of(self.path) if self.path else None
         try:
             if not delete:
+                state = {"state": "stopped", "error": self.error, "started_at": self._started_at}
+                if self._marker_state.get("job_id") is not None:
+                    state["job_id"] = self._marker_state["job_id"]
                 self._marker.seek(0)
                 self._marker.truncate()
-                self._marker.write(json.dumps({"state": "stopped", "error": self.error, "started_at": self._started_at}))
+                self._marker.write(json.dumps(state))
             self._marker.close()
         except OSError:
             pass

@@ -235,7 +235,8 @@ def cmd_add(app, args) -> int:
 
 def cmd_run(app, args) -> int:
     started = time.time()
-    before = {job.id for job in app.store.jobs.list_jobs(statuses=ACTIVE_STATUSES)}
+    # Recording jobs too: one whose recorder died is finished here (recovery queues it).
+    before = {job.id for job in app.store.jobs.list_jobs(statuses=[*ACTIVE_STATUSES, JobStatus.RECORDING])}
 
     def report(recovered: list[Job]) -> None:
         for job in recovered:
@@ -251,7 +252,8 @@ def cmd_run(app, args) -> int:
     counts = Counter(job.status for job in seen)
     summary = ", ".join(f"{counts[status]} {status.value}" for status in JobStatus if counts[status]) or "no jobs"
     print(f"{summary} in {format_clock(time.time() - started)}")
-    unfinished = [job for job in seen if not job.status.is_final]
+    # A recording still being made (by another process) is not this run's to finish.
+    unfinished = [job for job in seen if not job.status.is_final and job.status is not JobStatus.RECORDING]
     if not done:
         print(f"stopped before the queue was done; {len(unfinished)} unfinished jobs continue next time", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -298,7 +300,7 @@ def cmd_list(app, args) -> int:
 
 
 def _place(job: Job) -> int:
-    return {JobStatus.RUNNING: 0, JobStatus.QUEUED: 1, JobStatus.PAUSED: 2}.get(job.status, 3)
+    return {JobStatus.RECORDING: 0, JobStatus.RUNNING: 0, JobStatus.QUEUED: 1, JobStatus.PAUSED: 2}.get(job.status, 3)
 
 
 def cmd_export(app, args) -> int:

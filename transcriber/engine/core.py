@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Collection, Iterable, NamedTuple, Sequence
 
+from ..audio import recorder
 from ..audio.decode import format_clock
 from ..config import Settings
 from ..errors import (
@@ -29,7 +30,7 @@ from ..errors import (
 from ..export import export_file, export_transcript, written_file
 from ..jobs import TASKS, TRANSLATE, Job, JobOptions, JobStatus, Part, RunOutcome, Transcript, WaitingFile, parse_speakers
 from ..store import Store
-from . import estimates, intake, scheduler, speakers
+from . import estimates, intake, routing, scheduler, speakers
 from .execution import PartContext, PartRun
 from ..languages import check_language, check_model_language, english_only
 from ..limits import Limits, queue_refusal
@@ -327,6 +328,92 @@ class Engine:
             self.refresh_estimates()
         return promoted
 
+    # ------------------------------------------------------------ recordings
+
+    def begin_recording(self, path: str | Path, *, user: str, options: JobOptions | None = None) -> Job:
+        """Make a recording that has just started a job (``recording``) that its live transcript is committed to.
+
+        Its model and language are settled now where they are known (a given language, or a
+        model other than ``auto``), so the live decoder and the engine, which finishes the
+        job later, decode with the same ones.
+
+        Raises:
+            IntakeRefused: the user's queue is full.
+        """
+        settings = self.read_settings()
+        options = options or self.default_options(settings=settings)
+        job = self.store.jobs.add_recording_job(
+            user=user, source_path=str(Path(path).absolute()), options=options,
+            max_queued=Limits.from_settings(settings).max_queued_per_user,
+        )
+        if options.model == routing.AUTO and options.language:
+            route = routing.for_given_language(options.language)
+            self.store.jobs.set_route(job.id, route.model, route.language)
+            job = self.store.jobs.require_job(job.id)
+        log.info("recording job %d: %s (%s)", job.id, job.source_path, job.model)
+        self.listener.job_changed(job)
+        return job
+
+    def end_recording(self, job_id: int) -> Job | None:
+        """The recording of job ``job_id`` stopped: measure the file and queue the job to finish its tail.
+
+        The job continues from its live cursor, with the live text as the decoder's context.
+        A file the intake refuses (too large) fails the job with the reason, keeping the
+        transcript so far; a recording that holds nothing removes its job (returns None).
+
+        Raises:
+            JobStateError: the job is no longer ``recording`` (removed meanwhile, or ended already).
+        """
+        job = self.store.jobs.require_job(job_id)
+        if job.status is not JobStatus.RECORDING:
+            raise JobStateError(f"Job {job_id} is {job.status.value}, not recording.")
+        path = Path(job.source_path)
+        if not path.exists():
+            self.store.jobs.delete_job(job_id)
+            log.info("recording job %d removed: nothing was recorded", job_id)
+            return None
+        try:
+            facts = intake.inspect(str(path), self.read_limits())
+        except IntakeRefused as refusal:
+            finished = self.store.jobs.mark_failed(job_id, str(refusal), refusal.reason)
+            self.listener.job_finished(finished)
+            return self._changed(finished)
+        finished = self.store.jobs.finish_recording(
+            job_id, size_bytes=facts.size_bytes, mtime=facts.mtime, content_hash=facts.content_hash,
+            duration_seconds=facts.media.duration_seconds, declared_seconds=facts.media.declared_seconds,
+            warning=facts.warning,
+        )
+        recorder.forget(path)
+        log.info("recording job %d queued at %s of %s", job_id, format_clock(finished.processed_seconds),
+                 format_clock(finished.duration_seconds))
+        return self._changed(finished)
+
+    def recover_recordings(self) -> list[Job]:
+        """Finish recording jobs whose recorder died (a crash, a kill): repair the file, queue the job.
+
+        Each continues from its last committed live segment over the repaired file. Recordings
+        still being written (their marker is locked, in this process or another) are left alone.
+        """
+        recovered = []
+        for job in self.store.jobs.recording_jobs():
+            if recorder.recording_is_live(Path(job.source_path)):
+                continue
+            try:
+                seconds = recorder.repair_wav(Path(job.source_path)) if Path(job.source_path).exists() else 0.0
+            except (OSError, TranscriberError) as error:
+                log.warning("recording job %d cannot be repaired: %s", job.id, error)
+                self._fail(job.id, f"The recording {job.file_name} cannot be repaired: {error}", "audio")
+                continue
+            log.info("recovered recording job %d (%s recorded, %s transcribed live)", job.id, format_clock(seconds),
+                     format_clock(job.processed_seconds))
+            try:
+                finished = self.end_recording(job.id)
+            except JobStateError:
+                continue  # ended by another process meanwhile
+            if finished is not None:
+                recovered.append(finished)
+        return recovered
+
     # -------------------------------------------------------------- control
 
     def pause(self, job_id: int) -> Job:
@@ -384,7 +471,7 @@ class Engine:
     # ------------------------------------------------------------- recovery
 
     def recover(self, *, keep_remote: bool = False) -> list[Job]:
-        """Requeue jobs a dead process left running; the app calls it once at start-up, before any work.
+        """Requeue jobs a dead process left running or recording; the app calls it once at start-up, before any work.
 
         Args:
             keep_remote: leave parts that remote workers decode running (the coordinator adopts them).
@@ -392,6 +479,7 @@ class Engine:
         recovered = self.store.jobs.recover_abandoned(keep_remote=keep_remote)
         # A process that died between a completion and its export held that job's webhooks.
         self.store.automation.release_held_deliveries()
+        recovered += self.recover_recordings()
         for job in recovered:
             log.info("recovered job %d at %s of %s", job.id, format_clock(job.processed_seconds), format_clock(job.duration_seconds))
         if recovered:

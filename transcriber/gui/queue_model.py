@@ -36,6 +36,7 @@ COLUMNS = (
 COLUMN = {key: number for number, (key, _) in enumerate(COLUMNS)}
 
 _STATUS_TEXT = {
+    JobStatus.RECORDING: "Recording",
     JobStatus.QUEUED: "Queued",
     JobStatus.RUNNING: "Running",
     JobStatus.PAUSED: "Paused",

@@ -5,6 +5,11 @@ it on a timer (level, elapsed time, state), so no recorder thread ever touches a
 stopped recording goes through the engine's intake as the window's user, like a dropped file,
 and stops being offered once it is a job. Recordings left by a crash (or stopped and never
 queued) are listed here to transcribe or discard.
+
+With *Show the words while recording* (on by default), the recording is a job from its start
+and ``engine/live.LiveTranscriber`` decodes it on its own thread as it grows; its updates
+reach the window as a queued signal (``LiveSignals``) and show under the level meter. On
+Stop the job is queued and the engine finishes the tail.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QGroupBox,
@@ -23,6 +29,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -31,6 +38,9 @@ from PySide6.QtWidgets import (
 from ..audio import recorder
 from ..audio.decode import format_clock
 from ..audio.recorder import InputDevice, InputMonitor, Recorder, Recording, RecordingError
+from ..engine.core import IntakeResult
+from ..engine.live import LiveTranscriber, LiveUpdate
+from ..errors import IntakeRefused, JobStateError, StoreError
 from .icons import app_icon, themed
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,17 @@ def recovered_notice(recordings: list[Recording]) -> str:
     count = len(recordings)
     return (f"{count} recording{'s were' if count != 1 else ' was'} not transcribed (interrupted or never queued): "
             f"{names}. Open File → Record… to transcribe or discard {'them' if count != 1 else 'it'}.")
+
+
+class LiveSignals(QObject):
+    """Carries the live decoder's updates (its thread) to the recording window (the GUI thread), queued."""
+
+    updated = Signal(object)  # LiveUpdate
+
+
+def live_line(segment) -> str:
+    """One committed segment as the live transcript shows it."""
+    return f"[{format_clock(segment.start)}] {segment.text.strip()}"
 
 
 class RecordDialog(QDialog):
@@ -77,6 +98,21 @@ class RecordDialog(QDialog):
         self.level_meter.setRange(0, 100)
         self.level_meter.setTextVisible(False)
         self.level_meter.setToolTip("Input level of the chosen device, before and while recording")
+        self.live_check = QCheckBox("Show the words while recording")
+        self.live_check.setChecked(True)
+        self.live_check.setToolTip("Transcribe as you speak; the transcript so far is kept even if the app crashes")
+        self.live_view = QPlainTextEdit()
+        self.live_view.setReadOnly(True)
+        self.live_view.setPlaceholderText("The words appear here a few seconds after they are spoken.")
+        self.live_view.setMinimumHeight(120)
+        self.live_tentative = QLabel()
+        self.live_tentative.setWordWrap(True)
+        self.live_tentative.setStyleSheet("color: gray; font-style: italic;")
+        self.live_status = QLabel()
+        self.live_status.setWordWrap(True)
+        self._live: LiveTranscriber | None = None
+        self._live_signals = LiveSignals(self)
+        self._live_signals.updated.connect(self._show_live)
         self.elapsed_label = QLabel("0:00")
         self.elapsed_label.setStyleSheet("font-size: 20px; font-weight: bold;")
         # Wide enough for hours, so the buttons do not shift as the clock grows.
@@ -121,6 +157,10 @@ class RecordDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(device_row)
         layout.addWidget(self.level_meter)
+        layout.addWidget(self.live_check)
+        layout.addWidget(self.live_view, 1)
+        layout.addWidget(self.live_tentative)
+        layout.addWidget(self.live_status)
         layout.addLayout(buttons)
         layout.addWidget(self.status_label)
         layout.addWidget(self.pending_box)
@@ -154,6 +194,7 @@ class RecordDialog(QDialog):
         self.stop_button.setEnabled(recording)
         self.device_combo.setEnabled(not recording)
         self.refresh_button.setEnabled(not recording)
+        self.live_check.setEnabled(not recording)
         selected = bool(self.pending_list.selectedItems())
         self.transcribe_button.setEnabled(selected)
         self.discard_button.setEnabled(selected)
@@ -234,6 +275,11 @@ class RecordDialog(QDialog):
             return
         self._recorder = rec
         self._say(f"Recording to {path.name}…")
+        self.live_view.clear()
+        self.live_tentative.clear()
+        self.live_status.clear()
+        if self.live_check.isChecked():
+            self._start_live(rec, path)
         self.elapsed_label.setText("0:00")
         self._timer.start()
         self._update_buttons()
@@ -245,9 +291,13 @@ class RecordDialog(QDialog):
         if self._recorder.state == "paused":
             self._recorder.resume()
             self._say(f"Recording to {self._recorder.path.name}…")
+            if self._live is not None:
+                self.live_status.clear()
         else:
             self._recorder.pause()
             self._say("Paused: nothing is recorded until you resume.")
+            if self._live is not None:
+                self.live_status.setText("The live transcript is paused with the recording.")
         self._update_buttons()
 
     @Slot()
@@ -258,9 +308,20 @@ class RecordDialog(QDialog):
             return None
         self._timer.stop()
         result = rec.stop()
+        live, self._live = self._live, None
         self.level_meter.setValue(0)
         self.elapsed_label.setText(format_clock(result.seconds))
-        if result.seconds <= 0:
+        if live is not None:
+            message = (f"Recorded {format_clock(result.seconds)} to {result.path.name}; it is added to the queue, "
+                       "which finishes the rest of its transcript.")
+            if result.seconds > 0:
+                self._say(f"{result.error} {message}" if result.error else message, error=bool(result.error))
+            else:
+                self._say(result.error or "Nothing was recorded.", error=bool(result.error))
+            self.live_tentative.clear()
+            self.live_status.clear()
+            self._end_live(live, result.path)
+        elif result.seconds <= 0:
             self._say(result.error or "Nothing was recorded.", error=bool(result.error))
         else:
             message = f"Recorded {format_clock(result.seconds)} to {result.path.name}; it is added to the queue."
@@ -288,6 +349,81 @@ class RecordDialog(QDialog):
             self.stop_recording()
         elif rec.state == "recording" and rec.seconds_without_audio() > 3:
             self._say("No sound is arriving from the device…", error=True)
+
+    # --------------------------------------------------- live transcript
+
+    def _start_live(self, rec: Recorder, path: Path) -> None:
+        """Make the recording a job now and decode it as it grows; without room in the queue, record only."""
+        engine = self._window.app.engine
+        try:
+            job = engine.begin_recording(path, user=self._window.user)  # one insert: quick, like opening the device
+        except (IntakeRefused, StoreError) as error:
+            self.live_status.setText(f"No live transcript: {error} The recording goes on.")
+            return
+        rec.attach_job(job.id)
+        self._live = LiveTranscriber(engine, job, on_update=self._live_signals.updated.emit)
+        self._live.start()
+
+    @property
+    def live(self) -> LiveTranscriber | None:
+        return self._live
+
+    def live_text(self) -> str:
+        """The committed live transcript as shown."""
+        return self.live_view.toPlainText()
+
+    @Slot(object)
+    def _show_live(self, update: LiveUpdate) -> None:
+        if self._live is None or update.job is not None and update.job.id != self._live.job.id:
+            return  # a late update of a recording already stopped
+        for segment in update.segments:
+            if segment.text.strip():
+                self.live_view.appendPlainText(live_line(segment))
+        self.live_tentative.setText(update.tentative)
+        if update.error:
+            self.live_status.setText(f"The live transcript stopped: {update.error} The recording goes on; it is "
+                                     "transcribed after Stop.")
+        elif update.ended:
+            self.live_status.setText("The recording's job was removed from the queue; the live transcript stopped.")
+        elif update.falling_behind:
+            self.live_status.setText(f"The live transcript is {update.behind_seconds:.0f} s behind: this computer cannot "
+                                     "keep up. Nothing is lost; it catches up, or the rest comes after Stop.")
+        elif self._recorder is not None and self._recorder.state == "recording":
+            self.live_status.clear()
+
+    def _end_live(self, live: LiveTranscriber, path: Path) -> None:
+        """Stop the live decoder and queue its job, which the engine finishes from the live cursor."""
+        engine, user, key = self._window.app.engine, self._window.user, str(path)
+        self._handed.add(key)
+
+        def work():
+            live.stop(timeout=None)  # at most the pass in flight
+            try:
+                job = engine.end_recording(live.job.id)
+            except JobStateError:  # its job was removed meanwhile: queue the file like any other
+                results = engine.add([key], user=user) if path.exists() else []
+                for result in results:
+                    if result.job is not None:
+                        recorder.forget(path)
+                return results
+            return [IntakeResult(key, job=job)] if job is not None else []
+
+        def done(results) -> None:
+            self._handed.discard(key)
+            refusals = [str(result.refusal) for result in results if result.refusal is not None]
+            if refusals:
+                self._window.notices.add_many(refusals)
+                self._say(" ".join(refusals) + " The recording is kept here to try again.", error=True)
+            self._window.refresh()
+            self.load_pending()
+            self.recording_queued.emit(results)
+
+        def failed(error: BaseException) -> None:
+            self._handed.discard(key)
+            self._say(str(error), error=True)
+            self.load_pending()
+
+        self._window.tasks.run(work, done, failed)
 
     # ----------------------------------------------- queueing and offers
 

@@ -255,6 +255,80 @@ class JobsPart(StorePart):
         return self.require_job(row.id)
 
     @translating
+    def add_recording_job(self, *, user: str, source_path: str, options: JobOptions, max_queued: int) -> Job:
+        """A job for a recording that has just started (status ``recording``), with its one part at 0 s.
+
+        The recording process decodes it live (``work.commit_live``); the runner never claims
+        it until ``finish_recording`` queues it. The queue limit is checked now, as for a
+        dropped file, so a recording that could not become a job is known before anyone talks.
+
+        Raises:
+            IntakeRefused: the user already has ``max_queued`` queued jobs.
+        """
+        Job_, Part_ = self.m.Job, self.m.Part
+        user_id = self.ensure_user(user)
+        now = time.time()
+        with self.db.atomic():
+            queued = Job_.select().where((Job_.user == user_id) & (Job_.status == JobStatus.QUEUED.value)).count()
+            full = queue_refusal(file_name=Path(source_path).name, user=user, queued_for_user=queued, max_queued=max_queued)
+            if full:
+                raise IntakeRefused(source_path, "queue_limit", full)
+            position = (Job_.select(fn.MAX(Job_.queue_position)).scalar() or 0) + 1
+            row = Job_.create(
+                id=self._next_id("job"),
+                user=user_id,
+                source_path=source_path,
+                size_bytes=0,
+                mtime=now,
+                content_hash="",  # known at Stop, when the file stops changing
+                duration_seconds=0.0,
+                model=options.model,
+                options=options.to_json(),
+                status=JobStatus.RECORDING.value,
+                queue_position=position,
+                created_at=now,
+                updated_at=now,  # started_at: when the engine first claims it, which sends job.started
+            )
+            Part_.create(job=row.id, idx=0, start_seconds=0.0, end_seconds=0.0, processed_seconds=0.0,
+                         status=PartStatus.PENDING.value)
+        return self.require_job(row.id)
+
+    @translating
+    def recording_jobs(self) -> list[Job]:
+        """Jobs whose file is (or was, until a crash) being recorded."""
+        return self.select_jobs(self.m.Job.status == JobStatus.RECORDING.value)
+
+    @translating
+    def finish_recording(
+        self,
+        job_id: int,
+        *,
+        size_bytes: int,
+        mtime: float,
+        content_hash: str,
+        duration_seconds: float,
+        declared_seconds: float | None,
+        warning: str | None = None,
+    ) -> Job:
+        """The recording ended: record the file's final facts and queue the job, which continues from its live cursor.
+
+        Raises:
+            JobStateError: the job is no longer ``recording`` (removed meanwhile, or already queued).
+        """
+        Part_ = self.m.Part
+        with self.db.atomic():
+            job = self._transition(
+                job_id, [JobStatus.RECORDING], "queued", status=JobStatus.QUEUED.value, size_bytes=size_bytes,
+                mtime=mtime, content_hash=content_hash, duration_seconds=duration_seconds,
+                declared_seconds=declared_seconds, warning=warning,
+            )
+            Part_.update(end_seconds=duration_seconds,
+                         processed_seconds=fn.MIN(Part_.processed_seconds, duration_seconds)).where(
+                (Part_.job == job_id) & (Part_.idx == 0)
+            ).execute()
+        return self.require_job(job.id)
+
+    @translating
     def declared_seconds(self, job_id: int) -> float | None:
         Job_ = self.m.Job
         return Job_.select(Job_.declared_seconds).where(Job_.id == job_id).scalar()
@@ -318,7 +392,7 @@ class JobsPart(StorePart):
         """Fail a job with a message for people and a short ``cause`` code for analytics."""
         return self._transition(
             job_id,
-            [JobStatus.RUNNING, JobStatus.QUEUED],
+            [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.RECORDING],
             "failed",
             event="job.failed",
             status=JobStatus.FAILED.value,

@@ -179,28 +179,7 @@ class WorkPart(StorePart):
             Run.update(end_seconds=processed_seconds, processing_seconds=processing_seconds).where(
                 Run.id == run_id
             ).execute()
-            stored: list[Segment] = []
-            if segments:
-                last = Segment_.select(fn.MAX(Segment_.idx)).where(Segment_.job == job_id).scalar()
-                first = 0 if last is None else last + 1
-                rows = []
-                for offset, (segment, segment_tokens) in enumerate(zip(segments, tokens or [None] * len(segments))):
-                    stored.append(replace(segment, index=first + offset))
-                    rows.append(
-                        dict(
-                            job=job_id,
-                            idx=first + offset,
-                            part=part_index,
-                            start_seconds=segment.start,
-                            end_seconds=segment.end,
-                            text=segment.text,
-                            words=json.dumps([[w.start, w.end, w.word, w.probability] for w in segment.words])
-                            if segment.words
-                            else None,
-                            tokens=json.dumps(list(segment_tokens)) if segment_tokens else None,
-                        )
-                    )
-                Segment_.insert_many(rows).execute()
+            stored = self._insert_segments(job_id, part_index, segments, tokens)
             done, total_speed = (
                 Part_.select(fn.SUM(Part_.processed_seconds - Part_.start_seconds), fn.SUM(Part_.speed))
                 .where(Part_.job == job_id)
@@ -222,6 +201,78 @@ class WorkPart(StorePart):
             if detected_language:
                 values["detected_language"] = detected_language
             Job_.update(**values).where(Job_.id == job_id).execute()
+        return stored
+
+    def _insert_segments(
+        self, job_id: int, part_index: int, segments: Sequence[Segment], tokens: Sequence[Sequence[int]] | None
+    ) -> list[Segment]:
+        """Append segments to a job, numbered after its last one (call inside a transaction)."""
+        Segment_ = self.m.Segment
+        stored: list[Segment] = []
+        if not segments:
+            return stored
+        last = Segment_.select(fn.MAX(Segment_.idx)).where(Segment_.job == job_id).scalar()
+        first = 0 if last is None else last + 1
+        rows = []
+        for offset, (segment, segment_tokens) in enumerate(zip(segments, tokens or [None] * len(segments))):
+            stored.append(replace(segment, index=first + offset))
+            rows.append(
+                dict(
+                    job=job_id,
+                    idx=first + offset,
+                    part=part_index,
+                    start_seconds=segment.start,
+                    end_seconds=segment.end,
+                    text=segment.text,
+                    words=json.dumps([[w.start, w.end, w.word, w.probability] for w in segment.words])
+                    if segment.words
+                    else None,
+                    tokens=json.dumps(list(segment_tokens)) if segment_tokens else None,
+                )
+            )
+        Segment_.insert_many(rows).execute()
+        return stored
+
+    @translating
+    def commit_live(
+        self,
+        job_id: int,
+        segments: Sequence[Segment],
+        *,
+        processed_seconds: float,
+        recorded_seconds: float,
+        tokens: Sequence[Sequence[int]] | None = None,
+    ) -> list[Segment] | None:
+        """Store segments decoded live from a recording, with its cursor and length so far, in one transaction.
+
+        The job stays ``recording``; its part 0 (the whole file) keeps the cursor, so the
+        engine finishes the job from there once it is queued (at Stop, or after a crash).
+        Live decoding time is not added to the job's processing time: it is paced by the
+        speaker, and counting it would make the model's speed history (the estimates) wrong.
+
+        Args:
+            processed_seconds: the live cursor: everything before it is in the transcript.
+            recorded_seconds: how much audio the file holds now (the job's length so far).
+
+        Returns:
+            The stored segments with their indexes, or None (nothing stored) when the job is
+            no longer ``recording`` (removed, or the recording was stopped meanwhile).
+        """
+        Job_, Part_ = self.m.Job, self.m.Part
+        with self.db.atomic():
+            job_row = Job_.get_or_none((Job_.id == job_id) & (Job_.status == JobStatus.RECORDING.value))
+            if job_row is None:
+                return None
+            processed = max(job_row.processed_seconds, min(processed_seconds, recorded_seconds))
+            Part_.update(processed_seconds=processed, end_seconds=recorded_seconds).where(
+                (Part_.job == job_id) & (Part_.idx == 0)
+            ).execute()
+            stored = self._insert_segments(job_id, 0, segments, tokens)
+            Job_.update(
+                processed_seconds=processed,
+                duration_seconds=max(job_row.duration_seconds, recorded_seconds),
+                updated_at=time.time(),
+            ).where(Job_.id == job_id).execute()
         return stored
 
     @translating
