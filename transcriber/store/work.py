@@ -153,7 +153,7 @@ class WorkPart(StorePart):
             the part is no longer running here: it was paused, cancelled or removed elsewhere,
             and the worker should stop.
         """
-        Job_, Segment_, Part_, Run = self.m.Job, self.m.Segment, self.m.Part, self.m.Run
+        Job_, Part_, Run = self.m.Job, self.m.Part, self.m.Run
         now = time.time()
         with self.db.atomic():
             job_row = Job_.get_or_none((Job_.id == job_id) & (Job_.status == JobStatus.RUNNING.value))
