@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontMetrics
@@ -393,37 +394,17 @@ class RecordDialog(QDialog):
 
     def _end_live(self, live: LiveTranscriber, path: Path) -> None:
         """Stop the live decoder and queue its job, which the engine finishes from the live cursor."""
-        engine, user, key = self._window.app.engine, self._window.user, str(path)
-        self._handed.add(key)
+        engine = self._window.app.engine
 
         def work():
             live.stop(timeout=None)  # at most the pass in flight
             try:
                 job = engine.end_recording(live.job.id)
             except JobStateError:  # its job was removed meanwhile: queue the file like any other
-                results = engine.add([key], user=user) if path.exists() else []
-                for result in results:
-                    if result.job is not None:
-                        recorder.forget(path)
-                return results
-            return [IntakeResult(key, job=job)] if job is not None else []
+                return self._queue_file(path) if path.exists() else []
+            return [IntakeResult(str(path), job=job)] if job is not None else []
 
-        def done(results) -> None:
-            self._handed.discard(key)
-            refusals = [str(result.refusal) for result in results if result.refusal is not None]
-            if refusals:
-                self._window.notices.add_many(refusals)
-                self._say(" ".join(refusals) + " The recording is kept here to try again.", error=True)
-            self._window.refresh()
-            self.load_pending()
-            self.recording_queued.emit(results)
-
-        def failed(error: BaseException) -> None:
-            self._handed.discard(key)
-            self._say(str(error), error=True)
-            self.load_pending()
-
-        self._window.tasks.run(work, done, failed)
+        self._queue_in_background(path, work)
 
     # ----------------------------------------------- queueing and offers
 
@@ -433,15 +414,19 @@ class RecordDialog(QDialog):
         It stops being offered in the same background task that makes it a job, so a recording
         stopped as the app quits (whose callback never runs) is not offered again next time.
         """
-        engine, user, key = self._window.app.engine, self._window.user, str(path)
-        self._handed.add(key)
+        self._queue_in_background(path, lambda: self._queue_file(path))
 
-        def work():
-            results = engine.add([key], user=user)
-            for result in results:
-                if result.job is not None:
-                    recorder.forget(Path(key))
-            return results
+    def _queue_file(self, path: Path) -> list[IntakeResult]:
+        """Make the recording a job (on a task thread); once it is one, it is no longer offered."""
+        results = self._window.app.engine.add([str(path)], user=self._window.user)
+        if any(result.job is not None for result in results):
+            recorder.forget(path)
+        return results
+
+    def _queue_in_background(self, path: Path, work: Callable[[], list[IntakeResult]]) -> None:
+        """Run ``work`` (it queues the recording) on a task thread; say what was refused, then list what is left."""
+        key = str(path)
+        self._handed.add(key)
 
         def done(results) -> None:
             self._handed.discard(key)

@@ -47,6 +47,8 @@ READ_BATCH = 1000
 RECONNECT_SECONDS = 5.0
 SWEEP_EVERY_SECONDS = 30.0
 RQ_CHECK_EVERY_SECONDS = 10.0
+# Heartbeats come every 2 s: looking at the workers more often than this only costs Redis calls.
+WORKERS_EVERY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Coordinator(BackgroundService):
         self._retry_at = 0.0
         self._next_sweep = 0.0
         self._next_rq_check = 0.0
+        self._next_workers_look = 0.0
         self._read_from = "0"  # first this consumer's unacknowledged entries (after a crash), then new ones
         self._lock = threading.Lock()  # guards what other threads read: workers, health, notice
         self.notice: str | None = None
@@ -197,7 +200,8 @@ class Coordinator(BackgroundService):
         try:
             if not self._healthy:
                 self._connect()
-            self._look_at_workers()
+            if time.monotonic() >= self._next_workers_look:
+                self._look_at_workers()
             more = self._ingest()
             self._watch_runs()
             self._dispatch()
@@ -284,6 +288,7 @@ class Coordinator(BackgroundService):
     # --------------------------------------------------------------- workers
 
     def _look_at_workers(self) -> None:
+        self._next_workers_look = time.monotonic() + WORKERS_EVERY_SECONDS
         workers = live_workers(self._redis())
         with self._lock:
             self._workers = workers

@@ -230,11 +230,7 @@ class JobsPart(StorePart):
         user_id = self.ensure_user(user)
         now = time.time()
         with self.db.atomic():
-            queued = Job_.select().where((Job_.user == user_id) & (Job_.status == JobStatus.QUEUED.value)).count()
-            full = queue_refusal(file_name=Path(source_path).name, user=user, queued_for_user=queued, max_queued=max_queued)
-            if full:
-                raise IntakeRefused(source_path, "queue_limit", full)
-            position = (Job_.select(fn.MAX(Job_.queue_position)).scalar() or 0) + 1
+            position = self._place_at_end(user, user_id, source_path, max_queued)
             row = Job_.create(
                 id=self._next_id("job"),
                 user=user_id,
@@ -254,6 +250,19 @@ class JobsPart(StorePart):
             )
         return self.require_job(row.id)
 
+    def _place_at_end(self, user: str, user_id: int, source_path: str, max_queued: int) -> int:
+        """The queue position a new job of ``user`` takes (call inside the inserting transaction).
+
+        Raises:
+            IntakeRefused: the user already has ``max_queued`` queued jobs.
+        """
+        Job_ = self.m.Job
+        queued = Job_.select().where((Job_.user == user_id) & (Job_.status == JobStatus.QUEUED.value)).count()
+        full = queue_refusal(file_name=Path(source_path).name, user=user, queued_for_user=queued, max_queued=max_queued)
+        if full:
+            raise IntakeRefused(source_path, "queue_limit", full)
+        return (Job_.select(fn.MAX(Job_.queue_position)).scalar() or 0) + 1
+
     @translating
     def add_recording_job(self, *, user: str, source_path: str, options: JobOptions, max_queued: int) -> Job:
         """A job for a recording that has just started (status ``recording``), with its one part at 0 s.
@@ -269,11 +278,7 @@ class JobsPart(StorePart):
         user_id = self.ensure_user(user)
         now = time.time()
         with self.db.atomic():
-            queued = Job_.select().where((Job_.user == user_id) & (Job_.status == JobStatus.QUEUED.value)).count()
-            full = queue_refusal(file_name=Path(source_path).name, user=user, queued_for_user=queued, max_queued=max_queued)
-            if full:
-                raise IntakeRefused(source_path, "queue_limit", full)
-            position = (Job_.select(fn.MAX(Job_.queue_position)).scalar() or 0) + 1
+            position = self._place_at_end(user, user_id, source_path, max_queued)
             row = Job_.create(
                 id=self._next_id("job"),
                 user=user_id,
